@@ -2,6 +2,9 @@
 
 Modules:
 
-- `rnn_weightspace.lstm`: The one data type of the library: the weights of many stacked LSTMs with a linear readout, a functional forward batched over models, and conversions to and from `nn.Module`s, state dicts and the authors' flat vectors."""
+- `rnn_weightspace.lstm`: The one data type of the library: the weights of many stacked LSTMs with a linear readout, a functional forward batched over models, and conversions to and from `nn.Module`s, state dicts and the authors' flat vectors.
+- `rnn_weightspace.symmetry`: Permutations and sign flips of LSTM hidden units that leave the network's function unchanged, applied batched with a different group element for every model: the exact symmetries of weight space, and the augmentation for the encoders that do not respect them.
+- `rnn_weightspace.zoo.format`: One folder per zoo: a JSON manifest, memory-mappable safetensors shards of weights and rollouts, a metadata table, and task-level splits; `Zoo` opens it lazily and serves weights, rollouts and targets.
+- `rnn_weightspace.zoo.train`: Presets, the two trainer backends (CPU processes with fused `nn.LSTM`, or many runs batched on one device), and resumable, bit-reproducible zoo builds."""
 
 __version__ = "0.0.1"
