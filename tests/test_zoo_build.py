@@ -132,3 +132,22 @@ def test_zoo_reader_on_a_real_build(reference):
     ds = zoo.split("train").dataset(n_rollouts=2)
     b = ds.batch(list(range(len(ds))))
     assert b["weights"].batch_shape == (len(ds),) and b["tokens"].shape == (len(ds), 2, 42)
+
+
+def test_batched_resume_retrains_whole_groups_bit_identical(tmp_path):
+    "A batched build stopped inside a group of runs resumes by re-training that whole group: same bytes as uninterrupted."
+    cfg = FormalLanguageZooConfig.from_dict({**CFG, "steps": 40, "checkpoints": [0, 20, 40], "lr_steps": [0, 40]})
+    full = build_zoo(cfg, tmp_path / "full", backend="batched", device="cpu", batch_runs=4, progress=False)
+    assert full.manifest["build"] == {"backend": "batched", "device": "cpu", "batch_runs": 4}
+    build_zoo(cfg, tmp_path / "part", backend="batched", device="cpu", batch_runs=4, max_shards=3, progress=False)  # stops mid-group
+    build_zoo(cfg, tmp_path / "part", backend="batched", device="cpu", batch_runs=4, resume=True, progress=False)
+    assert tree(tmp_path / "part") == tree(tmp_path / "full")
+    with pytest.raises(Exception, match="differs in build"):
+        build_zoo(cfg, tmp_path / "part", backend="batched", device="cpu", batch_runs=2, progress=False)
+
+
+def test_build_restores_the_callers_thread_settings(tmp_path):
+    before = torch.get_num_threads(), os.environ.get("OMP_NUM_THREADS")
+    cfg = FormalLanguageZooConfig.from_dict({**CFG, "n_runs": 2, "steps": 10, "checkpoints": [0, 10], "lr_steps": [0, 10]})
+    build_zoo(cfg, tmp_path / "z", progress=False)
+    assert (torch.get_num_threads(), os.environ.get("OMP_NUM_THREADS")) == before
