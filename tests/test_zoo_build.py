@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 import torch
 
-from rnn_weightspace.zoo.format import Zoo
+from rnn_weightspace.zoo.format import Zoo, zoo_collate
 from rnn_weightspace.zoo.train import FormalLanguageZooConfig, build_zoo
 
 RNNWS = shutil.which("rnnws")  # the installed console script, as users run it
@@ -151,3 +151,21 @@ def test_build_restores_the_callers_thread_settings(tmp_path):
     cfg = FormalLanguageZooConfig.from_dict({**CFG, "n_runs": 2, "steps": 10, "checkpoints": [0, 10], "lr_steps": [0, 10]})
     build_zoo(cfg, tmp_path / "z", progress=False)
     assert (torch.get_num_threads(), os.environ.get("OMP_NUM_THREADS")) == before
+
+
+@pytest.mark.parametrize("spec", [(6, 32, 2, 6), (16, 32, 2, 10), (3, 5, 3, 2)])
+def test_from_modules_round_trip_is_exact(tmp_path, spec):
+    from rnn_weightspace.lstm import LSTMModel, LSTMSpec
+    torch.manual_seed(0)
+    models = [LSTMModel(LSTMSpec(*spec)) for _ in range(7)]
+    zoo = Zoo.from_modules(tmp_path / "z", models, metadata={"task": [i % 3 for i in range(7)], "score": list(range(7))},
+                           splits={"val": [1], "ood": [2]}, models_per_shard=3)
+    zoo = Zoo(tmp_path / "z", verify=True)
+    assert len(zoo) == 7 and len(zoo.manifest["shards"]) == 3
+    for i, m in enumerate(models):
+        back = zoo.to_module(i).state_dict()
+        assert all(torch.equal(v, back[k]) for k, v in m.state_dict().items())
+    assert sorted(zoo.split("ood").metadata.score) == [2, 5] and sorted(zoo.split("val").metadata.score) == [1, 4]
+    loader = torch.utils.data.DataLoader(zoo.dataset(), batch_size=4, collate_fn=zoo_collate)
+    batch = next(iter(loader))
+    assert batch["weights"].batch_shape == (4,) and batch["task"].tolist() == [0, 1, 2, 0]
