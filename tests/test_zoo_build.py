@@ -169,3 +169,31 @@ def test_from_modules_round_trip_is_exact(tmp_path, spec):
     loader = torch.utils.data.DataLoader(zoo.dataset(), batch_size=4, collate_fn=zoo_collate)
     batch = next(iter(loader))
     assert batch["weights"].batch_shape == (4,) and batch["task"].tolist() == [0, 1, 2, 0]
+
+
+MNIST_CFG = {"n_runs": 4, "steps": 30, "checkpoints": [0, 15, 30], "lr_steps": [0, 30], "lr_values": [0.01, 0.003],
+             "train_loss_images": 100, "n_rollouts": 3, "runs_per_shard": 2, "seed": 3, "preset": "test"}
+
+
+def test_sequential_mnist_cli_build_resume_and_backends(tmp_path):
+    from rnn_weightspace.zoo.sequential_mnist import SequentialMNISTZooConfig
+    (tmp_path / "cfg.json").write_text(json.dumps(MNIST_CFG))
+    r = rnnws("zoo", "build", "sequential-mnist", "--config", tmp_path / "cfg.json", "--out", tmp_path / "full", "--workers", 2, "--no-progress")
+    assert r.returncode == 0, r.stderr
+    cfg = SequentialMNISTZooConfig.from_dict(MNIST_CFG)
+    build_zoo(cfg, tmp_path / "part", max_shards=1, progress=False)
+    build_zoo(cfg, tmp_path / "part", resume=True, progress=False)
+    assert tree(tmp_path / "part") == tree(tmp_path / "full")
+    zoo = Zoo(tmp_path / "full", verify=True)
+    md = zoo.metadata
+    assert len(zoo) == 12 and zoo.spec.n_params == 15_178
+    assert np.allclose(md.generalization_gap, md.eval_loss - md.train_loss)
+    assert set(md.weight_decay) <= {0.0, 0.001, 0.01, 0.1} and md.groupby("run").angle.nunique().max() == 1
+    roll = zoo.rollouts[5]
+    assert roll["inputs"].shape == (3, 50, 16) and roll["labels"].shape == (3,) and roll["log_probs"].shape == (3, 50, 10)
+    # the stored log-probs are the model's on the stored inputs
+    m = zoo.to_module(5)
+    torch.testing.assert_close(torch.log_softmax(m(roll["inputs"].float())[0], -1).exp(), roll["log_probs"].float().exp(), atol=3e-3, rtol=0)
+    batched = build_zoo(cfg, tmp_path / "b", backend="batched", device="cpu", progress=False)
+    rel = (batched.weights[:].flatten() - zoo.weights[:].flatten()).norm(dim=1) / zoo.weights[:].flatten().norm(dim=1)
+    assert rel.max() < 1e-3 and np.allclose(batched.metadata.eval_loss, md.eval_loss, atol=1e-3)
