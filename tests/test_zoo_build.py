@@ -197,3 +197,17 @@ def test_sequential_mnist_cli_build_resume_and_backends(tmp_path):
     batched = build_zoo(cfg, tmp_path / "b", backend="batched", device="cpu", progress=False)
     rel = (batched.weights[:].flatten() - zoo.weights[:].flatten()).norm(dim=1) / zoo.weights[:].flatten().norm(dim=1)
     assert rel.max() < 1e-3 and np.allclose(batched.metadata.eval_loss, md.eval_loss, atol=1e-3)
+
+
+@pytest.mark.parametrize("kind", ["formal-languages", "sequential-mnist"])
+def test_import_official_via_cli(tmp_path, kind):
+    from rnn_weightspace.zoo.official import write_official_fixture
+    ws = write_official_fixture(tmp_path / "src", kind, n_runs=5, invocations=3)
+    r = rnnws("zoo", "import-official", tmp_path / "src", "--out", tmp_path / "zoo", "--runs-per-shard", 2)
+    assert r.returncode == 0, r.stderr
+    zoo = Zoo(tmp_path / "zoo", verify=True)
+    assert len(zoo) == 45 and zoo.metadata.run.tolist() == [r for r in range(5) for _ in range(9)]
+    assert torch.equal(zoo.weights[:].flatten(), torch.stack([w.flatten() for w in ws]))
+    assert sum(len(zoo.split(s)) for s in ("train", "val", "ood")) == 45
+    r = rnnws("zoo", "import-official", tmp_path / "zoo", "--out", tmp_path / "again")
+    assert r.returncode == 2 and "not a released zoo folder" in r.stderr
