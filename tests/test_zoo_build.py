@@ -211,3 +211,9 @@ def test_import_official_via_cli(tmp_path, kind):
     assert sum(len(zoo.split(s)) for s in ("train", "val", "ood")) == 45
     r = rnnws("zoo", "import-official", tmp_path / "zoo", "--out", tmp_path / "again")
     assert r.returncode == 2 and "not a released zoo folder" in r.stderr
+    from rnn_weightspace.zoo.official import open_official
+    inplace = open_official(tmp_path / "src")                 # the same zoo, read in place from the .npy files
+    idx = [44, 0, 17, 17]
+    assert torch.equal(inplace.weights[idx].flatten(), zoo.weights[idx].flatten())
+    for k, v in zoo.rollouts[idx].items(): assert torch.equal(inplace.rollouts[idx][k], v)
+    assert inplace.manifest["splits"] == zoo.manifest["splits"]
