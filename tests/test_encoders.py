@@ -1,0 +1,120 @@
+"""The contract every registered encoder must meet (`rnn_weightspace.encoders`), checked for all six on models of
+both zoos: shapes for any batch shape, finite outputs, the declared invariances (exact, in float64) and the
+undeclared ones measured absent, determinism under a seed, gradients to every parameter, comparable sizes."""
+import pytest
+import torch
+
+from rnn_weightspace.core import RNNWSError
+from rnn_weightspace.encoders.base import ENCODERS, InputDomain, WeightEncoder, encoder_class, invariance_error, make_encoder
+from rnn_weightspace.lstm import LSTMSpec, LSTMWeights
+
+NAMES = ["layerwise-stats", "flat", "param-transformer", "dws", "probe-static", "probe-interactive"]
+ZOOS = {  # spec, domain of the two zoo kinds, and two other architectures
+    "fl": (LSTMSpec(6, 32, 2, 6), InputDomain.tokens(6)),
+    "mnist": (LSTMSpec(16, 32, 2, 10), InputDomain.continuous(16, -0.4242, 2.8215)),
+    "1layer": (LSTMSpec(3, 8, 1, 2), InputDomain.tokens(3)),
+    "3layer": (LSTMSpec(4, 8, 3, 5), InputDomain.continuous(4, -1.0, 1.0)),
+}
+
+
+def models(spec, batch, seed=0, dtype=torch.float32):
+    "Random models moved away from their initialisation (a more nonlinear regime)."
+    g = torch.Generator().manual_seed(seed)
+    w = LSTMWeights.init(spec, batch, generator=g)
+    return w.map(lambda t: t + 0.3 * torch.randn(t.shape, generator=g)).to(dtype)
+
+
+def build(name, zoo, size="tiny", seed=0, **kw):
+    spec, domain = ZOOS[zoo]
+    torch.manual_seed(seed)
+    return make_encoder(name, spec, size=size, domain=domain, **kw)
+
+
+def test_registry_names():
+    assert sorted(NAMES) == sorted(ENCODERS)
+    for n in NAMES:
+        cls = encoder_class(n)
+        assert issubclass(cls, WeightEncoder) and cls.name == n
+        assert set(cls.sizes) >= {"paper", "small", "tiny"}
+
+
+@pytest.mark.parametrize("zoo", list(ZOOS))
+@pytest.mark.parametrize("name", NAMES)
+def test_shapes_and_finite(name, zoo):
+    enc = build(name, zoo).eval()
+    spec = ZOOS[zoo][0]
+    for batch in [(), (1,), (3,), (2, 2)]:
+        z = enc(models(spec, batch))
+        assert z.shape == (*batch, 16) and torch.isfinite(z).all(), (batch, z.shape)
+    one = models(spec, (3,))
+    torch.testing.assert_close(enc(one)[1], enc(one[1]), atol=1e-5, rtol=1e-4)   # batch of one == row of a batch
+
+
+@pytest.mark.parametrize("zoo", ["fl", "mnist", "3layer"])
+@pytest.mark.parametrize("name", NAMES)
+def test_declared_invariances(name, zoo):
+    "Declared invariances hold to rounding in float64; undeclared ones are measurably broken."
+    enc = build(name, zoo, size="small").double().eval()
+    w = models(ZOOS[zoo][0], (6,), dtype=torch.float64)
+    z_scale = enc(w).abs().max().item()
+    g = torch.Generator().manual_seed(1)
+    perm = invariance_error(enc, w, generator=g)
+    sign = invariance_error(enc, w, permutations=False, signs=True, generator=g)
+    cls = type(enc)
+    if cls.permutation_invariant: assert perm < 1e-9 * max(1.0, z_scale), perm
+    else: assert perm > 1e-6, perm
+    if cls.sign_invariant: assert sign < 1e-9 * max(1.0, z_scale), sign
+    else: assert sign > 1e-6, sign
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_deterministic_under_seed(name):
+    w = models(ZOOS["fl"][0], (4,))
+    a, b = build(name, "fl", seed=3).eval(), build(name, "fl", seed=3).eval()
+    torch.testing.assert_close(a(w), b(w), rtol=0, atol=0)
+    c = build(name, "fl", seed=4).eval()
+    assert not torch.equal(a(w), c(w))
+
+
+@pytest.mark.parametrize("zoo", ["fl", "mnist"])
+@pytest.mark.parametrize("name", NAMES)
+def test_gradients_reach_every_parameter(name, zoo):
+    enc = build(name, zoo)
+    w = models(ZOOS[zoo][0], (5,))
+    (enc(w) ** 2).sum().backward()
+    missing = [n for n, p in enc.named_parameters() if p.grad is None or not torch.isfinite(p.grad).all() or p.grad.abs().max() == 0]
+    assert not missing, f"no gradient for {missing}"
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_wrong_models_rejected(name):
+    enc = build(name, "fl")
+    with pytest.raises(RNNWSError, match="was built for"):
+        enc(models(ZOOS["mnist"][0], (2,)))
+
+
+@pytest.mark.parametrize("zoo", ["fl", "mnist"])
+def test_paper_sizes_are_comparable(zoo):
+    "At the paper's sizes every encoder has 0.8M-2.0M parameters (the authors' layer-wise statistics had 11k)."
+    spec, domain = ZOOS[zoo]
+    counts = {n: encoder_class(n).from_size("paper", spec, domain).n_params for n in NAMES}
+    assert all(0.8e6 <= c <= 2.0e6 for c in counts.values()), counts
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_paper_size_forward(name):
+    "The paper-size encoders run on a small batch of both kinds of models."
+    for zoo in ("fl", "mnist"):
+        enc = build(name, zoo, size="paper").eval()
+        with torch.no_grad(): z = enc(models(ZOOS[zoo][0], (2,)))
+        assert z.shape == (2, 16) and torch.isfinite(z).all()
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device")
+@pytest.mark.parametrize("name", NAMES)
+def test_cuda_matches_cpu(name):
+    enc = build(name, "fl", size="small").eval()
+    w = models(ZOOS["fl"][0], (4,))
+    z_cpu = enc(w)
+    z_gpu = enc.cuda()(w.to("cuda"))
+    torch.testing.assert_close(z_gpu.cpu(), z_cpu, atol=1e-4, rtol=1e-3)
