@@ -1,0 +1,146 @@
+"""Emulation training (`rnn_weightspace.training`, `rnnws train`): every encoder end to end on small zoos of both
+kinds, exact resume after a real SIGKILL, a budget-limited run resumed, NaN handling, bad configs."""
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from safetensors.numpy import load_file, save_file
+
+from rnn_weightspace.core import RNNWSError
+from rnn_weightspace.encoders.base import ENCODERS
+from rnn_weightspace.training import Run, TrainConfig, train, train_preset
+from rnn_weightspace.zoo.format import Zoo
+from rnn_weightspace.zoo.sequential_mnist import SequentialMNISTZooConfig
+from rnn_weightspace.zoo.train import FormalLanguageZooConfig, build_zoo
+
+ENV = {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
+
+
+@pytest.fixture(scope="module")
+def zoos(tmp_path_factory):
+    root = tmp_path_factory.mktemp("zoos")
+    fl = replace(FormalLanguageZooConfig(), n_runs=10, steps=100, checkpoints=(0, 50, 100), lr_steps=(0, 100), lr_values=(0.01, 0.003),
+                 eval_samples=50, n_rollouts=4, runs_per_shard=5, preset="test")
+    mn = replace(SequentialMNISTZooConfig(), n_runs=8, steps=30, checkpoints=(0, 30), lr_steps=(0, 30), lr_values=(0.01, 0.003),
+                 train_loss_images=50, n_rollouts=2, runs_per_shard=4, preset="test")
+    return {"fl": build_zoo(fl, root / "fl", workers=1, progress=False), "mnist": build_zoo(mn, root / "mnist", workers=1, progress=False)}
+
+
+def small(encoder, **kw):
+    return train_preset("tiny", encoder=encoder, **{"steps": 6, "eval_every": 3, "log_every": 3, "batch_size": 4, "eval_models": 6, **kw})
+
+
+def last_state(run: Path) -> dict:
+    return torch.load(run / "checkpoints" / "last.pt", weights_only=True)
+
+
+def assert_same_state(a: dict, b: dict):
+    for part in ("encoder", "emulator"):
+        assert a[part].keys() == b[part].keys()
+        for k in a[part]: assert torch.equal(a[part][k], b[part][k]), (part, k)
+    assert a["step"] == b["step"]
+
+
+def evals(run: Path) -> list:
+    return [(r["step"], r["split"], r["loss"]) for r in map(json.loads, (run / "metrics.jsonl").read_text().splitlines()) if r["split"] != "train"]
+
+
+@pytest.mark.parametrize("kind", ["fl", "mnist"])
+@pytest.mark.parametrize("encoder", [*ENCODERS, "weight-blind"])
+def test_every_encoder_end_to_end(zoos, tmp_path, kind, encoder):
+    run = train(zoos[kind], small(encoder), tmp_path / "run", device="cpu", progress=False, figures=False)
+    m = run.metrics
+    assert run.step == 6 and set(m.split) >= {"train", "ood"}
+    assert np.isfinite(m.loss).all()
+    enc, emu = run.load()
+    assert (enc is None) == (encoder == "weight-blind")
+
+
+def test_figures_written(zoos, tmp_path):
+    run = train(zoos["mnist"], small("probe-interactive"), tmp_path / "run", device="cpu", progress=False)
+    assert {p.name for p in run.path.glob("*.png")} == {"losses.png", "clones.png", "distributions.png", "pca.png"}
+
+
+def test_budget_then_resume_equals_uninterrupted(zoos, tmp_path):
+    cfg = small("param-transformer", steps=8, eval_every=4, log_every=4, encoder_kwargs={"dropout": 0.1})  # dropout: per-step RNG
+    full = train(zoos["fl"], cfg, tmp_path / "full", device="cpu", progress=False, figures=False)
+    part = train(zoos["fl"], cfg, tmp_path / "part", device="cpu", progress=False, figures=False, max_steps=3)
+    assert part.step == 3
+    part = train(zoos["fl"], cfg, tmp_path / "part", device="cpu", resume=True, progress=False, figures=False)
+    assert_same_state(last_state(full.path), last_state(part.path))
+    assert evals(full.path) == evals(part.path)
+
+
+def test_sigkill_then_resume_equals_uninterrupted(zoos, tmp_path):
+    "A real `rnnws train` process killed mid-run, resumed by a second process, ends where an uninterrupted run ends."
+    args = ["--zoo", str(zoos["fl"].root), "--encoder", "flat", "--steps", "240", "--eval-every", "20", "--batch-size", "4",
+            "--no-progress", "--no-figures"]
+    cmd = [sys.executable, "-m", "rnn_weightspace.cli", "train"]   # the module entry point (as torchrun uses it)
+    subprocess.run(cmd + args + ["--out", str(tmp_path / "full")], check=True, env=ENV, capture_output=True)
+    p = subprocess.Popen(cmd + args + ["--out", str(tmp_path / "killed")], env=ENV, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    ck, deadline = tmp_path / "killed" / "checkpoints" / "last.pt", time.time() + 120
+    while time.time() < deadline and p.poll() is None:
+        if ck.exists() and torch.load(ck, weights_only=True)["step"] >= 40: break
+        time.sleep(0.05)
+    p.send_signal(signal.SIGKILL); p.wait()
+    killed_at = torch.load(ck, weights_only=True)["step"]
+    assert 40 <= killed_at < 240, f"the run was not killed mid-way (step {killed_at})"
+    r = subprocess.run(cmd + args + ["--out", str(tmp_path / "killed"), "--resume"], env=ENV, capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
+    assert_same_state(last_state(tmp_path / "full"), last_state(tmp_path / "killed"))
+    assert evals(tmp_path / "full") == evals(tmp_path / "killed")
+
+
+def test_nan_stops_and_keeps_last_good_checkpoint(zoos, tmp_path):
+    "Weights with NaN in some train checkpoints: the run stops with a message naming the step; last.pt stays good."
+    src = zoos["fl"].root
+    dst = tmp_path / "zoo"
+    import shutil
+    shutil.copytree(src, dst)
+    zoo = Zoo(dst)
+    train_rows = set(zoo.split("train").rows.tolist())
+    for f in sorted((dst / "shards").glob("*.weights.safetensors")):
+        t = load_file(f)
+        shard = int(f.name.split(".")[0])
+        rows = [i for i in range(len(next(iter(t.values())))) if shard * 15 + i in train_rows][:1]  # 5 runs x 3 checkpoints per shard
+        for k in t: t[k][rows] = np.nan
+        save_file(t, f)
+    with pytest.raises(RNNWSError, match=r"the loss is nan at step \d+; stopped\. The last good checkpoint is"):
+        train(Zoo(dst), small("layerwise-stats", steps=40, eval_every=2), tmp_path / "run", device="cpu", progress=False, figures=False)
+    st = last_state(tmp_path / "run")
+    assert all(torch.isfinite(v).all() for v in st["encoder"].values())
+    steps = [r["step"] for r in map(json.loads, (tmp_path / "run" / "metrics.jsonl").read_text().splitlines())]
+    assert max(steps) <= st["step"]
+
+
+def test_config_errors(zoos, tmp_path):
+    with pytest.raises(RNNWSError, match="'divergence' is 'l2'"):
+        train_preset("tiny", divergence="l2")
+    with pytest.raises(RNNWSError, match="amp"):
+        train(zoos["fl"], small("flat", amp=True), tmp_path / "a", device="cpu", progress=False)
+    train(zoos["fl"], small("flat"), tmp_path / "b", device="cpu", progress=False, figures=False)
+    with pytest.raises(RNNWSError, match="already exists"):
+        train(zoos["fl"], small("flat"), tmp_path / "b", device="cpu", progress=False)
+    with pytest.raises(RNNWSError, match=r"another config \(fields \['lr'\] differ\)"):
+        train(zoos["fl"], small("flat", lr=1.0), tmp_path / "b", device="cpu", resume=True, progress=False)
+    with pytest.raises(RNNWSError, match="not a run folder"):
+        train(zoos["fl"], small("flat"), tmp_path / "c", device="cpu", resume=True, progress=False)
+    (tmp_path / "b" / "checkpoints" / "last.pt").write_bytes(b"garbage")
+    with pytest.raises(RNNWSError, match="not a readable checkpoint"):
+        train(zoos["fl"], small("flat"), tmp_path / "b", device="cpu", resume=True, progress=False)
+
+
+def test_cli_flags_override_preset(zoos, tmp_path):
+    from rnn_weightspace.cli import main
+    assert main(["train", "--zoo", str(zoos["fl"].root), "--encoder", "layerwise-stats", "--preset", "tiny", "--steps", "4", "--lr", "0.0005",
+                 "--batch-size", "4", "--out", str(tmp_path / "run"), "--no-progress", "--no-figures"]) == 0
+    cfg = Run(tmp_path / "run").config
+    assert (cfg.steps, cfg.lr, cfg.batch_size, cfg.preset, cfg.size) == (4, 0.0005, 4, "tiny", "tiny")
