@@ -35,18 +35,18 @@ def encoder(spec, seed=0, dtype=torch.float64):
 
 
 def permute_features(x: DWSFeatures, perms):
-    "Reference permutation of features with explicit per-model loops (independent of `DWSFeatures.permute`)."
+    "Reference permutation of channels-last features with explicit per-model loops (independent of `DWSFeatures.permute`)."
     out = [[t.clone() for t in ts] for ts in (x.wi, x.wh, x.bi, x.bh)] + [x.wo.clone(), x.bo.clone()]
     L = x.num_layers
     for m in range(len(x)):
         p = [q[m] for q in perms]
         for l in range(L):
-            wi = x.wi[l][m][:, p[l]]
-            out[0][l][m] = wi if l == 0 else wi[:, :, p[l - 1]]
-            out[1][l][m] = x.wh[l][m][:, p[l]][:, :, p[l]]
-            out[2][l][m] = x.bi[l][m][:, p[l]]
-            out[3][l][m] = x.bh[l][m][:, p[l]]
-        out[4][m] = x.wo[m][:, :, p[L - 1]]
+            wi = x.wi[l][m][p[l]]                                  # [H, in_l, C]
+            out[0][l][m] = wi if l == 0 else wi[:, p[l - 1]]
+            out[1][l][m] = x.wh[l][m][p[l]][:, p[l]]                # [H, H, C]
+            out[2][l][m] = x.bi[l][m][p[l]]                         # [H, C]
+            out[3][l][m] = x.bh[l][m][p[l]]
+        out[4][m] = x.wo[m][:, p[L - 1]]                            # [O, H, C]
     return DWSFeatures(*out)
 
 
@@ -86,7 +86,7 @@ def test_layer_equivariance(name, io):
     assert max_diff(x.permute(perms), permute_features(x, perms)) == 0
     for c_in, c_out in ((4, 3), (3, 5)):
         layer = DWSLayer(spec, c_in, c_out, io_embeddings=io).double()
-        if c_in != 4: x = x.map(lambda t: t[:, :1].expand(-1, c_in, *t.shape[2:]) * torch.arange(1., c_in + 1, dtype=t.dtype).view(1, -1, *[1] * (t.ndim - 2)))
+        if c_in != 4: x = x.map(lambda t: t[..., :1].expand(*t.shape[:-1], c_in) * torch.arange(1., c_in + 1, dtype=t.dtype))
         y = layer(x)
         assert y.channels == c_out
         assert max_diff(layer(permute_features(x, perms)), permute_features(y, perms)) < 1e-12
@@ -121,6 +121,22 @@ def test_gradients_reach_every_parameter(name):
     for n, p in enc.named_parameters():
         assert p.grad is not None, n
         assert bool((p.grad != 0).any()), n
+
+
+def test_channels_last_layout():
+    "Every feature tensor is `[M, ..., C]`: the gates (then the layer's channels) on the last axis."
+    spec = SPECS["L3-H8"]
+    w, _ = models(spec, (2,))
+    x = lstm_to_features(w)
+    H, I, O = spec.hidden_size, spec.input_size, spec.output_size
+    assert [tuple(t.shape) for t in x.tensors()] == ([(2, H, I, 4)] + [(2, H, H, 4)] * 5 + [(2, H, 4)] * 6
+                                                     + [(2, O, H, 4), (2, O, 4)])
+    assert torch.equal(x.wh[1][1, 3, :, 2], w.weight_hh[1][1, 2 * H + 3])      # gate g, unit 3
+    assert torch.equal(x.bi[2][0, 5], w.bias_ih[2][0].view(4, H)[:, 5])
+    assert torch.equal(x.wo[..., 1], w.weight_out) and torch.equal(x.bo[..., 3], w.bias_out)
+    y = DWSLayer(spec, 4, 3).double()(x)
+    assert y.channels == 3 and [t.shape[:-1] for t in y.tensors()] == [t.shape[:-1] for t in x.tensors()]
+    assert all(t.is_contiguous() for t in [*y.wi, *y.wh, y.wo])
 
 
 def test_batch_of_one_and_single_model():
