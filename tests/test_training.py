@@ -67,6 +67,7 @@ def test_every_encoder_end_to_end(zoos, tmp_path, kind, encoder):
 def test_figures_written(zoos, tmp_path):
     run = train(zoos["mnist"], small("probe-interactive"), tmp_path / "run", device="cpu", progress=False)
     assert {p.name for p in run.path.glob("*.png")} == {"losses.png", "clones.png", "distributions.png", "pca.png"}
+    assert {p.name for p in run.path.glob("*.csv")} == {"clones_val.csv", "clones_ood.csv"}
 
 
 def test_budget_then_resume_equals_uninterrupted(zoos, tmp_path):
@@ -144,3 +145,11 @@ def test_cli_flags_override_preset(zoos, tmp_path):
                  "--batch-size", "4", "--out", str(tmp_path / "run"), "--no-progress", "--no-figures"]) == 0
     cfg = Run(tmp_path / "run").config
     assert (cfg.steps, cfg.lr, cfg.batch_size, cfg.preset, cfg.size) == (4, 0.0005, 4, "tiny", "tiny")
+
+
+def test_early_stopping(zoos, tmp_path):
+    "With early_stopping=1 the run stops at the first evaluation that does not improve the val loss."
+    run = train(zoos["fl"], small("flat", steps=200, eval_every=2, lr=0.5, early_stopping=1), tmp_path / "run", device="cpu",
+                progress=False, figures=False)
+    val = run.metrics.query("split == 'val'").loss.tolist()
+    assert run.step < 200 and len(val) >= 2 and val[-1] >= min(val[:-1])
