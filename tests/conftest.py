@@ -8,3 +8,20 @@ os.environ.setdefault("MKL_NUM_THREADS", "1")
 import torch  # noqa: E402
 
 torch.set_num_threads(1)
+
+
+import pytest  # noqa: E402
+
+
+@pytest.fixture(scope="session")
+def small_zoos(tmp_path_factory):
+    "A 20-run formal-language zoo (3 checkpoints, 5 runs per shard) and a 12-run sequential-MNIST zoo, built once per worker."
+    from dataclasses import replace
+    from rnn_weightspace.zoo.sequential_mnist import SequentialMNISTZooConfig
+    from rnn_weightspace.zoo.train import FormalLanguageZooConfig, build_zoo
+    root = tmp_path_factory.mktemp("zoos")
+    fl = replace(FormalLanguageZooConfig(), n_runs=20, steps=100, checkpoints=(0, 50, 100), lr_steps=(0, 100), lr_values=(0.01, 0.003),
+                 eval_samples=20, n_rollouts=4, runs_per_shard=5, preset="test")
+    mn = replace(SequentialMNISTZooConfig(), n_runs=12, steps=30, checkpoints=(0, 30), lr_steps=(0, 30), lr_values=(0.01, 0.003),
+                 train_loss_images=20, n_rollouts=2, runs_per_shard=4, preset="test")
+    return {"fl": build_zoo(fl, root / "fl", workers=1, progress=False), "mnist": build_zoo(mn, root / "mnist", workers=1, progress=False)}

@@ -1,7 +1,6 @@
 """The downstream harness (`rnn_weightspace.evaluation`): targets read correctly from a real zoo, the OOD protocol's
 splits, predictors that recover a known answer (and only from informative embeddings), metrics and CIs against
 direct computations."""
-from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -11,18 +10,11 @@ from rnn_weightspace.core import RNNWSError
 from rnn_weightspace.evaluation import (_task_set, circular_error, downstream_views, evaluate_embeddings, results_table, score,
                                         summarize, targets_for)
 from rnn_weightspace.training import bootstrap_ci
-from rnn_weightspace.zoo.sequential_mnist import SequentialMNISTZooConfig
-from rnn_weightspace.zoo.train import FormalLanguageZooConfig, build_zoo
 
 
 @pytest.fixture(scope="module")
-def zoos(tmp_path_factory):
-    root = tmp_path_factory.mktemp("zoos")
-    fl = replace(FormalLanguageZooConfig(), n_runs=20, steps=60, checkpoints=(0, 30, 60), lr_steps=(0, 60), lr_values=(0.01, 0.003),
-                 eval_samples=20, n_rollouts=2, runs_per_shard=10, preset="test")
-    mn = replace(SequentialMNISTZooConfig(), n_runs=12, steps=10, checkpoints=(0, 10), lr_steps=(0, 10), lr_values=(0.01, 0.003),
-                 train_loss_images=20, n_rollouts=2, runs_per_shard=6, preset="test")
-    return {"fl": build_zoo(fl, root / "fl", workers=1, progress=False), "mnist": build_zoo(mn, root / "mnist", workers=1, progress=False)}
+def zoos(small_zoos):
+    return small_zoos
 
 
 def test_targets_read_the_metadata(zoos):

@@ -6,7 +6,6 @@ import signal
 import subprocess
 import sys
 import time
-from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -18,20 +17,13 @@ from rnn_weightspace.core import RNNWSError
 from rnn_weightspace.encoders.base import ENCODERS
 from rnn_weightspace.training import Run, TrainConfig, train, train_preset
 from rnn_weightspace.zoo.format import Zoo
-from rnn_weightspace.zoo.sequential_mnist import SequentialMNISTZooConfig
-from rnn_weightspace.zoo.train import FormalLanguageZooConfig, build_zoo
 
 ENV = {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
 
 
 @pytest.fixture(scope="module")
-def zoos(tmp_path_factory):
-    root = tmp_path_factory.mktemp("zoos")
-    fl = replace(FormalLanguageZooConfig(), n_runs=10, steps=100, checkpoints=(0, 50, 100), lr_steps=(0, 100), lr_values=(0.01, 0.003),
-                 eval_samples=50, n_rollouts=4, runs_per_shard=5, preset="test")
-    mn = replace(SequentialMNISTZooConfig(), n_runs=8, steps=30, checkpoints=(0, 30), lr_steps=(0, 30), lr_values=(0.01, 0.003),
-                 train_loss_images=50, n_rollouts=2, runs_per_shard=4, preset="test")
-    return {"fl": build_zoo(fl, root / "fl", workers=1, progress=False), "mnist": build_zoo(mn, root / "mnist", workers=1, progress=False)}
+def zoos(small_zoos):
+    return small_zoos
 
 
 def small(encoder, **kw):
@@ -111,7 +103,7 @@ def test_nan_stops_and_keeps_last_good_checkpoint(zoos, tmp_path):
     for f in sorted((dst / "shards").glob("*.weights.safetensors")):
         t = load_file(f)
         shard = int(f.name.split(".")[0])
-        rows = [i for i in range(len(next(iter(t.values())))) if shard * 15 + i in train_rows][:1]  # 5 runs x 3 checkpoints per shard
+        rows = [i for i in range(len(next(iter(t.values())))) if shard * 15 + i in train_rows][:1]  # 5 runs x 3 checkpoints per shard (conftest.small_zoos)
         for k in t: t[k][rows] = np.nan
         save_file(t, f)
     with pytest.raises(RNNWSError, match=r"the loss is nan at step \d+; stopped\. The last good checkpoint is"):
