@@ -4,6 +4,7 @@ Modules:
 
 - `rnn_weightspace.cli`: Build and inspect model zoos and list the weight encoders from the shell. The command only parses arguments and calls the library.
 - `rnn_weightspace.clones`: Run the emulator, conditioned only on E(θ), as if it were the RNN, on the RNN's own task: a clone that solves the task as well as the original shows that the embedding carries the function, not just a summary of it.
+- `rnn_weightspace.distributed`: Process groups, ranks and devices for the commands that scale out: zoo building and encoder training run on PyTorch's own distributed engine (torch.distributed, launched by torchrun), not on a home-made launcher.
 - `rnn_weightspace.emulation`: The paper's self-supervised objective: an emulator, conditioned only on the embedding z = E(θ), must reproduce the RNN's output distribution at every step of the RNN's own rollouts. The emulator, the divergences it can be trained with, and the loss of one batch.
 - `rnn_weightspace.encoders.base`: What every weight encoder is: a module from a batch of LSTM weights to an embedding z ∈ ℝ^Z, which knows the models it accepts, its size, and the symmetries it respects. A registry by name, and the checks every encoder must pass.
 - `rnn_weightspace.encoders.dws`: The DWS/NFN encoder adapted to LSTMs: the gates become channels, one permutation per layer acts on the hidden units, and every layer is a full basis of the linear maps that commute with those permutations. Mean pooling over the hidden axes makes the embedding exactly invariant to hidden-unit permutations.

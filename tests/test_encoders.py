@@ -87,6 +87,18 @@ def test_gradients_reach_every_parameter(name, zoo):
 
 
 @pytest.mark.parametrize("name", NAMES)
+def test_bfloat16_autocast(name):
+    "Mixed precision (TrainConfig.amp on CUDA) is the same autocast; checked here with the CPU's bfloat16 autocast."
+    enc = build(name, "fl").eval()
+    w = models(ZOOS["fl"][0], (3,))
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        z = enc(w)
+        z.float().sum().backward()
+    assert z.shape == (3, 16) and torch.isfinite(z).all()
+    torch.testing.assert_close(z.float(), enc(w), atol=0.15, rtol=0.1)      # bfloat16 keeps ~3 significant digits
+
+
+@pytest.mark.parametrize("name", NAMES)
 def test_wrong_models_rejected(name):
     enc = build(name, "fl")
     with pytest.raises(RNNWSError, match="was built for"):
