@@ -459,7 +459,8 @@ def main(argv=None):
     print("\nparts: " + ", ".join(f"{k} {v} ({s.parts[k]['seconds']:.0f} s)" for k, v in status.items()))
     a.out.parent.mkdir(parents=True, exist_ok=True)
     args = {k: str(v) if isinstance(v, Path) else v for k, v in vars(a).items()}
-    a.out.write_text(json.dumps({"args": args, "seconds": total, "status": status, "parts": s.parts, "rows": s.rows}, indent=1, default=str))
+    a.out.write_text(json.dumps({"args": args, "seconds": total, "status": status, "parts": s.parts, "rows": s.rows, "table": table(s.rows)},
+                                indent=1, default=str))
     print(f"JSON written to {a.out}")
     return 0 if all(v == "ok" for v in status.values()) else 1
 

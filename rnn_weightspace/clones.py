@@ -1,5 +1,4 @@
-"""Run the emulator, conditioned only on E(θ), as if it were the RNN, on the RNN's own task: a clone that solves the
-task as well as the original shows that the embedding carries the function, not just a summary of it.
+"""Run the emulator, conditioned only on E(θ), as if it were the RNN, on the RNN's own task: a clone that solves the task as well as the original shows that the embedding carries the function, not just a summary of it.
 
 Docs: https://rnn-weightspace.github.io/rnn_weightspace/clones.html.md"""
 

@@ -1,5 +1,4 @@
-"""Process groups, ranks and devices for the commands that scale out: zoo building and encoder training run on
-PyTorch's own distributed engine (torch.distributed, launched by torchrun), not on a home-made launcher.
+"""Process groups, ranks and devices for the commands that scale out: zoo building and encoder training run on PyTorch's own distributed engine (torch.distributed, launched by torchrun), not on a home-made launcher.
 
 Docs: https://rnn-weightspace.github.io/rnn_weightspace/distributed.html.md"""
 

@@ -1,6 +1,4 @@
-"""The paper's self-supervised objective: an emulator, conditioned only on the embedding z = E(θ), must
-reproduce the RNN's output distribution at every step of the RNN's own rollouts. The emulator, the divergences it
-can be trained with, and the loss of one batch.
+"""The paper's self-supervised objective: an emulator, conditioned only on the embedding z = E(θ), must reproduce the RNN's output distribution at every step of the RNN's own rollouts. The emulator, the divergences it can be trained with, and the loss of one batch.
 
 Docs: https://rnn-weightspace.github.io/rnn_weightspace/emulation.html.md"""
 
@@ -96,7 +94,7 @@ def divergence(log_p: Tensor, # the target distributions, as log-probabilities `
     raise RNNWSError(f"unknown divergence {kind!r}; the divergences are {DIVERGENCES}")
 
 # %% ../nbs/30_emulation.ipynb #bf27f92b
-def rollout_inputs(batch: dict, # a batch from `ZooDataset.batch` (or any dict with `tokens` or `inputs`)
+def rollout_inputs(batch: dict, # a batch of a `ZooDataset` (or any dict with `tokens` or `inputs`)
                    domain: InputDomain, # what the models read
                   ) -> Tensor:
     "The inputs the RNNs read in the stored rollouts, `[B, n, T, input_size]`, as floats."

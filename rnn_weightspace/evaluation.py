@@ -1,6 +1,4 @@
-"""Predict properties of RNNs from frozen embeddings: the task, the accuracy, the training step and the
-generalisation gap, under the paper's OOD protocol, with linear and MLP predictors, supervised baselines, and
-bootstrap confidence intervals over seeds.
+"""Predict properties of RNNs from frozen embeddings: the task, the accuracy, the training step and the generalisation gap, under the paper's OOD protocol, with linear and MLP predictors, supervised baselines, and bootstrap confidence intervals over seeds.
 
 Docs: https://rnn-weightspace.github.io/rnn_weightspace/evaluation.html.md"""
 

@@ -1,5 +1,4 @@
-"""The one data type of the library: the weights of many stacked LSTMs with a linear readout, a functional forward
-batched over models, and conversions to and from `nn.Module`s, state dicts and the authors' flat vectors.
+"""The one data type of the library: the weights of many stacked LSTMs with a linear readout, a functional forward batched over models, and conversions to and from `nn.Module`s, state dicts and the authors' flat vectors.
 
 Docs: https://rnn-weightspace.github.io/rnn_weightspace/lstm.html.md"""
 

@@ -1,6 +1,4 @@
-"""Permutations and sign flips of LSTM hidden units that leave the network's function unchanged, applied batched with
-a different group element for every model: the exact symmetries of weight space, and the augmentation for the
-encoders that do not respect them.
+"""Permutations and sign flips of LSTM hidden units that leave the network's function unchanged, applied batched with a different group element for every model: the exact symmetries of weight space, and the augmentation for the encoders that do not respect them.
 
 Docs: https://rnn-weightspace.github.io/rnn_weightspace/symmetry.html.md"""
 

@@ -1,6 +1,4 @@
-"""The paper's theory (§3 of its theory section) made executable: identifying an unknown function from a finite set
-by queries, the |D| − 1 bound and its tightness, and a family where asking adaptively needs exponentially fewer
-queries than any fixed query set.
+"""The paper's theory (§3 of its theory section) made executable: identifying an unknown function from a finite set by queries, the |D| − 1 bound and its tightness, and a family where asking adaptively needs exponentially fewer queries than any fixed query set.
 
 Docs: https://rnn-weightspace.github.io/rnn_weightspace/theory.html.md"""
 

@@ -4,6 +4,7 @@ Markdown cells are copied, code cells become fenced Python blocks (nbdev directi
 `tests/test_readme.py` checks that the committed README is this script's output. Usage: `python scripts/make_readme.py`.
 """
 import json
+import re
 import sys
 from pathlib import Path
 
@@ -21,8 +22,8 @@ def render(nb_path: Path) -> str:
         body = "\n".join(l for l in lines if not l.startswith("#|")).strip("\n")
         if not body: continue
         if cell["cell_type"] == "markdown":
-            # nbdev's title cell: "# Title" then "> summary"
-            parts.append(body)
+            # nbdev's title cell: "# Title" then "> summary"; links to notebooks and images are relative to nbs/
+            parts.append(re.sub(r"\]\((?!https?://|#)([^)]+\.(?:ipynb|png|svg))\)", r"](nbs/\1)", body))
         elif cell["cell_type"] == "code":
             parts.append(f"```python\n{body}\n```")
     return "\n\n".join(parts) + "\n"

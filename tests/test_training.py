@@ -145,3 +145,22 @@ def test_early_stopping(zoos, tmp_path):
                 progress=False, figures=False)
     val = run.metrics.query("split == 'val'").loss.tolist()
     assert run.step < 200 and len(val) >= 2 and val[-1] >= min(val[:-1])
+
+
+def test_your_own_models_train_when_the_zoo_records_its_input_domain(tmp_path):
+    "Zoo.from_modules(..., input_domain=...) with stored rollouts: probing encoders and emulation training work on it."
+    import torch.nn.functional as F
+    from rnn_weightspace.encoders.base import InputDomain, input_domain
+    from rnn_weightspace.lstm import LSTMModel, LSTMSpec, LSTMWeights, lstm_forward
+    from rnn_weightspace.zoo.format import Zoo
+    torch.manual_seed(0)
+    models = [LSTMModel(LSTMSpec(5, 8, 1, 5)) for _ in range(8)]
+    w = LSTMWeights.stack([LSTMWeights.from_module(m) for m in models])
+    tokens = torch.randint(0, 5, (8, 2, 9), dtype=torch.uint8)                         # [n, R, T]
+    logits, _ = lstm_forward(w, F.one_hot(tokens[:, :, :-1].long(), 5).float())       # [n, R, T-1, V]
+    zoo = Zoo.from_modules(tmp_path / "mine", models, metadata={"task": ["a", "b"] * 4}, splits={"val": ["b"]},
+                           rollouts={"tokens": tokens, "log_probs": logits.log_softmax(-1).half()}, input_domain=InputDomain.tokens(5))
+    assert input_domain(zoo) == InputDomain.tokens(5)
+    run = train(zoo, train_preset("tiny", encoder="probe-static", steps=4, eval_every=2, batch_size=4), tmp_path / "run",
+                device="cpu", progress=False, figures=False)
+    assert run.step == 4 and run.embed(zoo).shape == (8, 16)

@@ -1,6 +1,4 @@
-"""The DWS/NFN encoder adapted to LSTMs: the gates become channels, one permutation per layer acts on the hidden
-units, and every layer is a full basis of the linear maps that commute with those permutations. Mean pooling over
-the hidden axes makes the embedding exactly invariant to hidden-unit permutations.
+"""The DWS/NFN encoder adapted to LSTMs: the gates become channels, one permutation per layer acts on the hidden units, and every layer is a full basis of the linear maps that commute with those permutations. Mean pooling over the hidden axes makes the embedding exactly invariant to hidden-unit permutations.
 
 Docs: https://rnn-weightspace.github.io/rnn_weightspace/encoders.dws.html.md"""
 

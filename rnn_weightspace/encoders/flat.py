@@ -1,5 +1,4 @@
-"""All parameters in one vector, then an MLP: universal in principle, blind to the symmetries of weight space, and
-therefore trained on randomly permuted copies of every model.
+"""All parameters in one vector, then an MLP: universal in principle, blind to the symmetries of weight space, and therefore trained on randomly permuted copies of every model.
 
 Docs: https://rnn-weightspace.github.io/rnn_weightspace/encoders.flat.html.md"""
 

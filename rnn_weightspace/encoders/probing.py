@@ -1,7 +1,4 @@
-"""The two functionalist encoders of the paper (§3.5, §3.6): they never read a weight, they run the RNN on probe
-inputs they generate and summarise its answers. The non-interactive one asks a learned, fixed list of questions;
-the interactive one chooses each question from the previous answers. Both are exactly invariant to the hidden-unit
-symmetries, and both work on any recurrent black box.
+"""The two functionalist encoders of the paper (§3.5, §3.6): they never read a weight, they run the RNN on probe inputs they generate and summarise its answers. The non-interactive one asks a learned, fixed list of questions; the interactive one chooses each question from the previous answers. Both are exactly invariant to the hidden-unit symmetries, and both work on any recurrent black box.
 
 Docs: https://rnn-weightspace.github.io/rnn_weightspace/encoders.probing.html.md"""
 

@@ -1,5 +1,4 @@
-"""The simplest mechanistic encoder (Unterthiner et al. 2020): a handful of statistics of every weight block, then an
-MLP. Invariant to hidden-unit permutations by construction, cheap, and not universal.
+"""The simplest mechanistic encoder (Unterthiner et al. 2020): a handful of statistics of every weight block, then an MLP. Invariant to hidden-unit permutations by construction, cheap, and not universal.
 
 Docs: https://rnn-weightspace.github.io/rnn_weightspace/encoders.stats.html.md"""
 

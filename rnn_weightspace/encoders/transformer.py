@@ -1,5 +1,4 @@
-"""One token per neuron (a weight row and its bias), a Transformer encoder over all of them, and a summary token
-that becomes the embedding (Schürholt et al. 2021, as adapted in the paper).
+"""One token per neuron (a weight row and its bias), a Transformer encoder over all of them, and a summary token that becomes the embedding (Schürholt et al. 2021, as adapted in the paper).
 
 Docs: https://rnn-weightspace.github.io/rnn_weightspace/encoders.transformer.html.md"""
 

@@ -1,5 +1,4 @@
-"""Real MNIST digits offline, rotated and cut into 4×4 tiles as batched tensor operations: the inputs of the
-sequential-MNIST model zoo, where each run's task is a rotation angle.
+"""Real MNIST digits offline, rotated and cut into 4×4 tiles as batched tensor operations: the inputs of the sequential-MNIST model zoo, where each run's task is a rotation angle.
 
 Docs: https://rnn-weightspace.github.io/rnn_weightspace/tasks.sequential_mnist.html.md"""
 

@@ -1,5 +1,4 @@
-"""Read the folder layout of the zoos released with the paper (memory-mapped `.npy` files) safely, and convert them
-into this library's format: `rnnws zoo import-official SRC --out DIR`.
+"""Read the folder layout of the zoos released with the paper (memory-mapped `.npy` files) safely, and convert them into this library's format: `rnnws zoo import-official SRC --out DIR`.
 
 Docs: https://rnn-weightspace.github.io/rnn_weightspace/zoo.official.html.md"""
 

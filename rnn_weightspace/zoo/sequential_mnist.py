@@ -1,5 +1,4 @@
-"""LSTMs that classify rotated MNIST digits read as sequences of 4×4 tiles: one rotation angle and one weight decay
-per run, trained with the same backends, format and resume as the formal-language zoo.
+"""LSTMs that classify rotated MNIST digits read as sequences of 4×4 tiles: one rotation angle and one weight decay per run, trained with the same backends, format and resume as the formal-language zoo.
 
 Docs: https://rnn-weightspace.github.io/rnn_weightspace/zoo.sequential_mnist.html.md"""
 

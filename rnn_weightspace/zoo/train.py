@@ -1,5 +1,4 @@
-"""Presets, the two trainer backends (CPU processes with fused `nn.LSTM`, or many runs batched on one device), and
-resumable, bit-reproducible zoo builds.
+"""Presets, the two trainer backends (CPU processes with fused `nn.LSTM`, or many runs batched on one device), and resumable, bit-reproducible zoo builds.
 
 Docs: https://rnn-weightspace.github.io/rnn_weightspace/zoo.train.html.md"""
 
@@ -183,7 +182,7 @@ def sample_autoregressive(step_fn: Callable, # `(x [*M, N, V], state) -> (logits
 # %% ../../nbs/13_zoo.train.ipynb #1ab38a58
 @dataclass
 class RunResult:
-    "Checkpoints of one or more runs, run-major: what `ZooWriter.write_shard` stores."
+    "Checkpoints of one or more runs, run-major: what `ZooWriter` writes as a shard."
     weights: LSTMWeights  # [n_rows]
     rollouts: dict[str, Tensor]  # tokens [n_rows, R, S] uint8, log_probs [n_rows, R, S-1, V] float16
     metadata: dict[str, list]  # one list per column, n_rows long
