@@ -223,7 +223,7 @@ def plot_learning_curves(curves: pd.DataFrame, # from `learning_curves`
                         ):
     "One panel per split: the loss of every encoder against training steps, with CI bands over seeds."
     import matplotlib.pyplot as plt
-    splits = list(dict.fromkeys(curves.split))
+    splits = sorted(set(curves.split), key=lambda s: ({"train": 0, "val": 1, "ood": 2}.get(s, 3), s))   # val before ood
     fig, axs = plt.subplots(1, len(splits), figsize=(5.5 * len(splits), 3.8), sharey=True, squeeze=False)
     for ax, split in zip(axs[0], splits):
         for i, (enc, g) in enumerate(curves[curves.split == split].groupby("encoder", sort=False)):

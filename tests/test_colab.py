@@ -8,7 +8,8 @@ from pathlib import Path
 import pytest
 
 NBS = Path(__file__).resolve().parents[1] / "nbs"
-NOTEBOOKS = sorted(p for p in NBS.glob("[0-9][0-9]_*.ipynb"))
+# every numbered notebook but the Benchmarks and Results pages (7x), which read result files of the repository
+NOTEBOOKS = sorted(p for p in NBS.glob("[0-9][0-9]_*.ipynb") if not p.name.startswith("7"))
 
 
 @pytest.mark.parametrize("nb", NOTEBOOKS, ids=lambda p: p.stem)
