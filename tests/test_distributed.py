@@ -123,8 +123,7 @@ def test_two_process_training_matches_single_process(train_zoo, tmp_path):
                  "--no-progress", "--no-figures", "--resume", "--device", "cpu"]) == 0
     a, b = single.metrics, Run(tmp_path / "ddp").metrics
     assert a[["step", "split"]].values.tolist() == b[["step", "split"]].values.tolist()
-    np.testing.assert_allclose(a.loss.to_numpy(), b.loss.to_numpy(), rtol=1e-5)
-    assert (a.loss != b.loss).sum() <= len(a)                               # (equal within rounding, not required bitwise)
+    np.testing.assert_allclose(a.loss.to_numpy(), b.loss.to_numpy(), rtol=1e-5)   # equal within rounding (not bit for bit)
 
 
 def test_distributed_flags_need_torchrun(train_zoo, tmp_path, capsys):
