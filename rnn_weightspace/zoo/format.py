@@ -240,9 +240,7 @@ class ZooWriter:
         good = []
         for i, sh in enumerate(old["shards"]):
             if sh["index"] != i: break
-            ok = all((self.root / f["path"]).exists() and (self.root / f["path"]).stat().st_size == f["bytes"]
-                     and sha256_file(self.root / f["path"]) == f["sha256"] for f in sh["files"].values())
-            if not ok: break
+            if not all(_file_ok(self.root, f) for f in sh["files"].values()): break
             good.append(sh)
         return good
 
