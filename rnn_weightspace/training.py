@@ -386,7 +386,8 @@ def _train(zoo, config, out, device, resume, progress, max_steps, figures, dist:
         if perms or signs:
             g = make_generator(config.seed, "augment", step)                        # drawn for the whole batch, then shared out
             sym = HiddenSymmetry.random(zoo.spec, (config.batch_size,), generator=g, signs=signs, device=device)
-            b["weights"] = HiddenSymmetry([p[mine] for p in sym.perms], [s[mine] for s in sym.signs]).apply(b["weights"])
+            if dist.distributed: sym = HiddenSymmetry([p[mine] for p in sym.perms], [s[mine] for s in sym.signs])
+            b["weights"] = sym.apply(b["weights"])
         with autocast: loss = emulation_loss(enc_p, emu_p, b, domain, config.divergence)
         value = all_mean(loss.item()) if dist.distributed else loss.item()         # the loss of the whole batch
         if not math.isfinite(value):

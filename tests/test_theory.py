@@ -28,13 +28,18 @@ def brute_depth(V: np.ndarray) -> int:
     return d(tuple(range(len(V))))
 
 
-def test_adaptive_depth_matches_brute_force():
-    rng = np.random.default_rng(0)
-    for _ in range(60):
+def random_families(seed: int, count: int):
+    "Random tables of distinct rows (2-7 functions, 2-5 inputs, 2-3 answer values): `(V, FunctionFamily)` pairs."
+    rng = np.random.default_rng(seed)
+    for _ in range(count):
         n, m, k = rng.integers(2, 8), rng.integers(2, 6), rng.integers(2, 4)
         V = rng.integers(0, k, size=(n, m))
-        if len({r.tobytes() for r in V}) < n: continue
-        f = FunctionFamily(V)
+        if len({r.tobytes() for r in V}) == n: yield V, FunctionFamily(V)
+
+
+def test_adaptive_depth_matches_brute_force():
+    for V, f in random_families(0, 60):
+        n, m = V.shape
         assert min_adaptive_depth(f)[0] == brute_depth(V)
         sep = min_separating_set(f)
         assert sep[1] == "exact" and len(sep[2]) == sep[0]
@@ -82,12 +87,8 @@ def brute_best_accuracy(V: np.ndarray, L: int, interactive: bool) -> float:
 
 
 def test_best_accuracy_matches_brute_force():
-    rng = np.random.default_rng(1)
-    for _ in range(40):
-        n, m, k = rng.integers(2, 8), rng.integers(2, 6), rng.integers(2, 4)
-        V = rng.integers(0, k, size=(n, m))
-        if len({r.tobytes() for r in V}) < n: continue
-        f = FunctionFamily(V)
+    for V, f in random_families(1, 40):
+        n, m = V.shape
         for L in range(0, m + 1):
             a_int, a_fix = best_accuracy(f, L, True), best_accuracy(f, L, False)
             assert a_int == (brute_best_accuracy(V, L, True), "exact") and a_fix == (brute_best_accuracy(V, L, False), "exact")
