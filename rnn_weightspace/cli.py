@@ -113,7 +113,9 @@ def _load_config(args):
     else: cfg = import_module(cls.__module__).get_preset(args.preset)
     return replace(cfg, seed=args.seed) if args.seed is not None else cfg
 
-def zoo_build(args) -> int:
+def zoo_build(args, # the parsed command line
+             ) -> int:
+    "Run `rnnws zoo build`: train a model zoo from a preset or a config file; returns the exit status."
     from rnn_weightspace.distributed import dist_info
     from rnn_weightspace.zoo.train import build_zoo
     cfg = _load_config(args)
@@ -133,12 +135,16 @@ def zoo_build(args) -> int:
     if info.is_main: print(zoo)
     return 0
 
-def zoo_merge(args) -> int:
+def zoo_merge(args, # the parsed command line
+             ) -> int:
+    "Run `rnnws zoo merge`: combine zoos built separately into one; returns the exit status."
     from rnn_weightspace.zoo.format import merge_zoos
     print(merge_zoos(args.sources, args.out, runs_per_shard=args.runs_per_shard, splits_from=args.splits_from, progress=not args.no_progress))
     return 0
 
-def zoo_info(args) -> int:
+def zoo_info(args, # the parsed command line
+            ) -> int:
+    "Run `rnnws zoo info`: print a zoo's summary, optionally verify its checksums and plot its accuracy."
     from rnn_weightspace.zoo.format import Zoo
     zoo = Zoo(args.path, verify=args.verify, allow_incomplete=True)
     print(zoo)
@@ -151,7 +157,9 @@ def zoo_info(args) -> int:
         print(f"  wrote {args.plot}")
     return 0
 
-def zoo_import(args) -> int:
+def zoo_import(args, # the parsed command line
+              ) -> int:
+    "Run `rnnws zoo import-official`: convert a zoo released with the paper into this library's format."
     from rnn_weightspace.zoo.official import import_official
     if args.runs_per_shard < 1: raise RNNWSError("--runs-per-shard must be a positive integer")
     print(import_official(args.src, args.out, runs_per_shard=args.runs_per_shard))
@@ -163,7 +171,9 @@ _KIND_MODELS = {  # the paper's architecture of each zoo kind, as a minimal mani
                          "task_family": {"normalisation": [0.1307, 0.3081]}},
 }
 
-def encoders_list(args) -> int:
+def encoders_list(args, # the parsed command line
+                 ) -> int:
+    "Run `rnnws encoders`: list the weight encoders with their parameter counts and invariances."
     from rnn_weightspace.encoders.base import describe_encoders, input_domain
     from rnn_weightspace.lstm import LSTMSpec
     if args.zoo is not None:
@@ -186,7 +196,9 @@ def _device(name: str | None) -> torch.device:
     if device.type == "cuda" and not torch.cuda.is_available(): raise RNNWSError("--device cuda: CUDA is not available on this machine")
     return device
 
-def train_cmd(args) -> int:
+def train_cmd(args, # the parsed command line
+             ) -> int:
+    "Run `rnnws train`: train an encoder by emulation on a zoo; returns the exit status."
     from rnn_weightspace.training import TrainConfig, train, train_preset
     from rnn_weightspace.zoo.format import Zoo
     over = {k: getattr(args, k) for k in ("steps", "lr", "batch_size", "eval_every", "seed", "divergence", "size", "augment") if getattr(args, k) is not None}
@@ -211,14 +223,18 @@ def train_cmd(args) -> int:
     if info.is_main: print(run)
     return 0
 
-def embed_cmd(args) -> int:
+def embed_cmd(args, # the parsed command line
+             ) -> int:
+    "Run `rnnws embed`: embed every checkpoint of a zoo with a trained encoder and save them."
     from rnn_weightspace.training import Run, save_embeddings
     run = Run(args.run)
     path = save_embeddings(run, args.zoo, args.out, which=args.which, device=_device(args.device))
     print(f"wrote the embeddings of every checkpoint to {path}")
     return 0
 
-def reproduce_cmd(args) -> int:
+def reproduce_cmd(args, # the parsed command line
+                 ) -> int:
+    "Run `rnnws reproduce`: run the whole study and write its report; returns the exit status."
     from rnn_weightspace.reproduce import reproduce
     over = {}
     if args.zoo_kind: over["zoo_kinds"] = ("formal-languages", "sequential-mnist") if args.zoo_kind == "both" else (args.zoo_kind,)

@@ -37,8 +37,8 @@ def clone_accuracy(view: Zoo, # the checkpoints to clone (e.g. `zoo.split("val")
                    emulator: Emulator, # the trained emulator
                    n_samples: int = 200, # strings sampled per model (formal languages) or digits classified (MNIST)
                    batch_size: int = 32, # models per batch
-                   seed: int = 0,
-                   device: str | torch.device = "cpu",
+                   seed: int = 0, # seeds the sampled strings (formal languages) or the chosen digits (MNIST)
+                   device: str | torch.device = "cpu", # where models, encoder and emulator run
                   ) -> pd.DataFrame:
     "The task accuracy of every checkpoint (`original`) and of its clone (`clone`), measured the same way."
     kind, device = view.manifest.get("kind"), torch.device(device)
@@ -83,7 +83,9 @@ def clone_accuracy(view: Zoo, # the checkpoints to clone (e.g. `zoo.split("val")
     return df
 
 def plot_clones(df: pd.DataFrame, # from `clone_accuracy`
-                ax=None, title: str = "clones"):
+                ax=None, # a matplotlib axes to draw on (None: a new figure)
+                title: str = "clones", # the start of the axes' title (the mean |diff| follows)
+               ):
     "Scatter of the original's accuracy against its clone's, with the diagonal."
     if ax is None:
         import matplotlib.pyplot as plt

@@ -102,11 +102,15 @@ def atomic_write(path: str | Path, # the final file name
         raise
 
 # %% ../nbs/00_core.ipynb #9d46439f
-def atomic_write_bytes(path: str | Path, data: bytes) -> None:
+def atomic_write_bytes(path: str | Path, # the file to write (its folder is created)
+                       data: bytes, # the file's content
+                      ) -> None:
     "Write `data` to `path` atomically."
     with atomic_write(path, "wb") as f: f.write(data)
 
-def atomic_write_json(path: str | Path, obj: Any) -> None:
+def atomic_write_json(path: str | Path, # the file to write (its folder is created)
+                      obj: Any, # a JSON-serialisable object
+                     ) -> None:
     "Write `obj` as indented, key-sorted JSON to `path` atomically (the same object always gives the same bytes)."
     with atomic_write(path, "w") as f: f.write(json.dumps(obj, indent=1, sort_keys=True) + "\n")
 
@@ -127,7 +131,8 @@ def folder_lock(folder: str | Path, # the folder to hold
 
 # %% ../nbs/00_core.ipynb #4401113b
 def sha256_file(path: str | Path, # the file to hash
-                chunk_size: int = 1 << 20) -> str:
+                chunk_size: int = 1 << 20, # bytes read at a time
+               ) -> str:
     "Hex SHA-256 of a file, read in chunks."
     h = hashlib.sha256()
     with open(path, "rb") as f:

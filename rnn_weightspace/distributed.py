@@ -87,14 +87,16 @@ def process_group(device: str | torch.device = "cpu", # where this job computes:
 def _active() -> bool: return dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1
 
 def broadcast_object(obj: Any, # the object on rank `src` (ignored elsewhere)
-                     src: int = 0) -> Any:
+                     src: int = 0, # the rank whose `obj` is sent
+                    ) -> Any:
     "Rank `src`'s `obj`, on every rank (picklable objects)."
     if not _active(): return obj
     box = [obj]
     dist.broadcast_object_list(box, src=src, group=_OBJECTS)
     return box[0]
 
-def all_gather_objects(obj: Any) -> list:
+def all_gather_objects(obj: Any, # this rank's (picklable) object
+                      ) -> list:
     "Every rank's `obj`, in rank order, on every rank."
     if not _active(): return [obj]
     out = [None] * dist.get_world_size()
@@ -105,16 +107,20 @@ def barrier() -> None:
     "Wait for every rank."
     if _active(): dist.barrier(group=_OBJECTS)
 
-def all_mean(x: float) -> float:
+def all_mean(x: float, # this rank's number
+            ) -> float:
     "The mean of a number over ranks (e.g. each rank's loss on its part of a batch)."
     return float(sum(all_gather_objects(float(x))) / max(1, dist.get_world_size() if _active() else 1))
 
 # %% ../nbs/03_distributed.ipynb #2ff419cf
-def shard(items: list, info: DistInfo) -> list:
+def shard(items: list, # the work of all ranks
+          info: DistInfo, # this process's rank and world size (from `dist_info`)
+         ) -> list:
     "This rank's share of `items`: `items[rank::world_size]`."
     return list(items[info.rank::info.world_size])
 
-def unshard(pieces: list[list]) -> list:
+def unshard(pieces: list[list], # each rank's `shard` (e.g. of results), in rank order
+           ) -> list:
     "Inverse of `shard`: the per-rank lists (in rank order) interleaved back into one list."
     out, W = [], len(pieces)
     for i in range(max((len(p) for p in pieces), default=0)):

@@ -105,7 +105,7 @@ def rollout_inputs(batch: dict, # a batch of a `ZooDataset` (or any dict with `t
     raise RNNWSError(f"the batch has no rollout inputs ('tokens' or 'inputs'); it has {sorted(batch)}")
 
 def emulation_loss(encoder: WeightEncoder | None, # None: the weight-blind baseline (the emulator sees no embedding)
-                   emulator: Emulator,
+                   emulator: Emulator, # predicts the RNNs' outputs from their inputs (and the embeddings)
                    batch: dict, # `weights` (batch `[B]`), `log_probs` `[B, n, T, out]`, and `tokens` or `inputs`
                    domain: InputDomain, # what the models read
                    kind: str = "tv", # the divergence

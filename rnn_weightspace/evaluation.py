@@ -47,7 +47,8 @@ def _fl_task(md: pd.DataFrame) -> np.ndarray:
 
 def _checkpoint(md: pd.DataFrame) -> np.ndarray: return md["checkpoint"].to_numpy().astype(np.int64)
 
-def targets_for(zoo: Zoo) -> dict[str, Target]:
+def targets_for(zoo: Zoo, # a formal-languages or sequential-mnist zoo (its kind and checkpoint steps)
+               ) -> dict[str, Target]:
     "The downstream targets of a zoo kind (formal languages: task, accuracy, step; sequential MNIST: + angle, gap)."
     kind, n_ck = zoo.manifest.get("kind"), len(zoo.manifest["checkpoint_steps"])
     step = Target("step", "classes", _checkpoint, (n_ck,), "accuracy")
@@ -61,18 +62,25 @@ def targets_for(zoo: Zoo) -> dict[str, Target]:
     raise RNNWSError(f"no downstream targets for zoo kind {kind!r}")
 
 # %% ../nbs/40_evaluation.ipynb #f882f5da
-def kendall_tau(x: np.ndarray, y: np.ndarray) -> float:
+def kendall_tau(x: np.ndarray, # one sample `[n]` (e.g. predictions)
+                y: np.ndarray, # the other `[n]` (e.g. true values)
+               ) -> float:
     "Kendall's tau-b between two samples (ties handled as in scipy)."
     from scipy.stats import kendalltau
     if len(x) < 2 or np.all(x == x[0]) or np.all(y == y[0]): return math.nan
     return float(kendalltau(x, y).statistic)
 
-def circular_error(pred_deg: np.ndarray, true_deg: np.ndarray) -> np.ndarray:
+def circular_error(pred_deg: np.ndarray, # predicted angles in degrees
+                   true_deg: np.ndarray, # true angles in degrees (broadcast against `pred_deg`)
+                  ) -> np.ndarray:
     "Absolute angular difference in degrees, in [0, 180]."
     d = np.abs(np.asarray(pred_deg) - np.asarray(true_deg)) % 360
     return np.minimum(d, 360 - d)
 
-def score(target: Target, pred: np.ndarray, y: np.ndarray) -> dict[str, float]:
+def score(target: Target, # what is predicted (its kind and heads)
+          pred: np.ndarray, # raw predictor outputs `[n, out_size]` (angles: `(sin, cos)`)
+          y: np.ndarray, # the labels as `target.read` gives them: classes `[n]`/`[n, heads]`, values or degrees `[n]`
+         ) -> dict[str, float]:
     "The metrics of predictions `pred` (`[n, out_size]` raw predictor outputs) against labels `y`."
     if target.kind == "classes":
         heads = np.split(pred, np.cumsum(target.n_classes)[:-1], axis=1)
@@ -99,7 +107,10 @@ def _encode_labels(target: Target, y: np.ndarray) -> Tensor:
         return torch.tensor(np.stack([np.sin(r), np.cos(r)], 1), dtype=torch.float32)
     return torch.tensor(np.asarray(y, dtype=np.float32))[:, None]
 
-def target_loss(target: Target, out: Tensor, labels: Tensor) -> Tensor:
+def target_loss(target: Target, # what is predicted (its kind and heads)
+                out: Tensor, # predictor outputs `[n, out_size]`
+                labels: Tensor, # encoded labels: classes `[n, heads]` (int64), values `[n, 1]` (standardised), `(sin, cos)` `[n, 2]`
+               ) -> Tensor:
     "The training loss of a predictor's outputs `[n, out_size]` against encoded labels."
     if target.kind == "classes":
         heads = out.split(list(target.n_classes), 1)
@@ -116,15 +127,21 @@ class Predictor:
     y_std: float = 1.0
 
     @torch.no_grad()
-    def predict(self, X: np.ndarray) -> np.ndarray:
+    def predict(self,
+                X: np.ndarray, # embeddings `[n, Z]`, raw as given to `fit_predictor` (standardised here)
+               ) -> np.ndarray:
         "Raw predictions `[n, out_size]` (regression values in the target's units)."
         out = self.net((torch.as_tensor(X, dtype=torch.float32) - self.x_mean) / self.x_std)
         return (out * self.y_std + self.y_mean).numpy()
 
-def fit_predictor(target: Target, X: np.ndarray, # embeddings `[n, Z]`
+def fit_predictor(target: Target, # what to predict
+                  X: np.ndarray, # embeddings `[n, Z]`
                   y: np.ndarray, # labels or values of `target`
                   hidden: Sequence[int] = (64, 64), # MLP widths; () for a linear probe
-                  epochs: int = 300, lr: float = 1e-2, weight_decay: float = 1e-3, seed: int = 0,
+                  epochs: int = 300, # full-batch AdamW steps
+                  lr: float = 1e-2, # AdamW learning rate
+                  weight_decay: float = 1e-3, # AdamW weight decay
+                  seed: int = 0, # seeds the initialisation
                  ) -> Predictor:
     "Train a predictor of `target` from embeddings, full batch."
     if len(X) != len(y): raise RNNWSError(f"{len(X)} embeddings but {len(y)} labels")
@@ -144,7 +161,8 @@ def fit_predictor(target: Target, X: np.ndarray, # embeddings `[n, Z]`
     return Predictor(net.eval(), mu, sd, y_mean, y_std)
 
 # %% ../nbs/40_evaluation.ipynb #523a5ca1
-def downstream_views(zoo: Zoo) -> dict[str, Zoo]:
+def downstream_views(zoo: Zoo, # the whole zoo (its task splits, re-split by `downstream_splits`)
+                    ) -> dict[str, Zoo]:
     "The checkpoints the predictors are fitted on (`fit`) and scored on (`test`: held-out OOD tasks; `val`: validation tasks)."
     return {"fit": zoo.split("train", downstream=True), "test": zoo.split("ood", downstream=True), "val": zoo.split("val", downstream=True)}
 
@@ -157,9 +175,9 @@ PREDICTORS = {"mlp": (64, 64), "linear": ()}
 def evaluate_embeddings(zoo: Zoo, # the zoo the embeddings are of
                         Z: np.ndarray, # embeddings `[len(zoo), Z]` in the zoo's row order (zeros: the chance level)
                         seeds: Sequence[int] = (0,), # predictor seeds
-                        predictors: Sequence[str] = ("mlp", "linear"),
+                        predictors: Sequence[str] = ("mlp", "linear"), # names in `PREDICTORS`
                         targets: Sequence[str] | None = None, # default: all of `targets_for(zoo)`
-                        epochs: int = 300,
+                        epochs: int = 300, # training steps of every predictor (`fit_predictor`)
                        ) -> pd.DataFrame:
     "Fit predictors of every target on the `fit` checkpoints and score them on `test` and `val`: a long table."
     if len(Z) != len(zoo): raise RNNWSError(f"{len(Z)} embeddings for a zoo of {len(zoo)} checkpoints")
@@ -182,7 +200,7 @@ def evaluate_embeddings(zoo: Zoo, # the zoo the embeddings are of
 
 # %% ../nbs/40_evaluation.ipynb #9ad75279
 def summarize(results: pd.DataFrame, # long table with a `value` column and grouping columns
-              by: Sequence[str] = ("encoder", "target", "predictor", "split", "metric"),
+              by: Sequence[str] = ("encoder", "target", "predictor", "split", "metric"), # grouping columns (absent ones skipped)
              ) -> pd.DataFrame:
     "Mean, bootstrap 95% CI and count of `value` per group."
     by = [c for c in by if c in results.columns]
@@ -192,8 +210,12 @@ def summarize(results: pd.DataFrame, # long table with a `value` column and grou
         return pd.Series({"mean": v.mean() if len(v) else math.nan, "ci_low": lo, "ci_high": hi, "n": len(v)})
     return results.groupby(by, sort=False).apply(agg, include_groups=False).reset_index()
 
-def results_table(summary: pd.DataFrame, zoo: Zoo | str, # the zoo (or its kind), for the targets' primary metrics
-                  split: str = "test", predictor: str = "mlp", digits: int = 3) -> pd.DataFrame:
+def results_table(summary: pd.DataFrame, # from `summarize`, with `encoder`, `target`, `predictor`, `split`, `metric`
+                  zoo: Zoo | str, # the zoo (or its kind), for the targets' primary metrics
+                  split: str = "test", # "test" or "val"
+                  predictor: str = "mlp", # "mlp" (with the supervised baselines) or "linear"
+                  digits: int = 3, # decimals of the cells
+                 ) -> pd.DataFrame:
     "Rows: encoders (and supervised baselines, in the MLP table); columns: targets (their primary metric); cells: `mean [low, high]`."
     kind = zoo if isinstance(zoo, str) else zoo.manifest.get("kind")
     prim = {"formal-languages": {"task": ["exact_accuracy", "accuracy"], "accuracy": "kendall_tau", "step": "accuracy"},
@@ -208,10 +230,15 @@ def results_table(summary: pd.DataFrame, zoo: Zoo | str, # the zoo (or its kind)
     return pd.DataFrame(table)
 
 # %% ../nbs/40_evaluation.ipynb #3e8843d4
-def train_supervised(zoo: Zoo, encoder: str, # a registry name
+def train_supervised(zoo: Zoo, # the whole zoo (trains on the `fit` view of `downstream_views`)
+                     encoder: str, # a registry name
                      target: str, # a name from `targets_for(zoo)`
-                     size: str = "tiny", steps: int = 300, lr: float = 1e-3, batch_size: int = 32, seed: int = 0,
-                     device: str | torch.device = "cpu",
+                     size: str = "tiny", # the encoder's architecture preset
+                     steps: int = 300, # AdamW steps
+                     lr: float = 1e-3, # AdamW learning rate
+                     batch_size: int = 32, # checkpoints per step
+                     seed: int = 0, # seeds the initialisation, the batches and the augmentation
+                     device: str | torch.device = "cpu", # where to train
                     ) -> pd.DataFrame:
     "Train `encoder` + an MLP head end to end on `target`; the long table of its test and val scores."
     from rnn_weightspace.training import batch_indices

@@ -28,7 +28,7 @@ __all__ = ['FIDELITY_ENCODERS', 'FIDELITY_VARIANTS', 'fidelity_study', 'fidelity
 FIDELITY_ENCODERS = ("layerwise-stats", "probe-static", "probe-interactive", "weight-blind")  # one per family, and the floor
 
 FIDELITY_VARIANTS = {  # name -> `TrainConfig` overrides of the `small` preset (1,500 steps unless changed)
-    "baseline": {},                                                                # the `small` study's recipe
+    "baseline": {},                                                                # the first `small` study's recipe
     "trained-only": {"min_checkpoint_step": 150},                                  # drop the untrained/early checkpoints
     "paper-emulator": {"emulator_kwargs": {"hidden_size": 256, "num_layers": 2}},  # the paper's emulator, small encoders
     "longer-lower-lr": {"steps": 4500, "lr": 3e-4, "eval_every": 500},             # 3x the budget at a lower rate
@@ -40,12 +40,12 @@ def _variant_config(variant: dict, encoder: str, seed: int, base: dict) -> dict:
 def fidelity_study(zoo: str | Path, # a formal-language zoo folder
                    out: str | Path, # the study folder (created, or continued: finished runs are kept)
                    variants: dict[str, dict] | None = None, # name -> overrides (default: `FIDELITY_VARIANTS`)
-                   encoders: Sequence[str] = FIDELITY_ENCODERS,
-                   seeds: int = 3,
+                   encoders: Sequence[str] = FIDELITY_ENCODERS, # registry names; "weight-blind" is the floor
+                   seeds: int = 3, # training seeds per variant and encoder
                    base: dict | None = None, # overrides of the `small` preset shared by all variants (default: 1,500 steps)
                    workers: int = 2, # training processes (one thread each on a CPU)
-                   device: str = "cpu",
-                   log=print,
+                   device: str = "cpu", # where every run trains
+                   log=print, # where progress lines go
                   ) -> Path:
     "Train every variant x encoder x seed into `out/runs/<variant>/<encoder>-seed<s>`; returns `out`."
     variants = dict(FIDELITY_VARIANTS if variants is None else variants)
@@ -65,7 +65,8 @@ def fidelity_study(zoo: str | Path, # a formal-language zoo folder
     return out
 
 # %% ../nbs/42_fidelity.ipynb #a993a512
-def fidelity_results(out: str | Path) -> pd.DataFrame:
+def fidelity_results(out: str | Path, # a `fidelity_study` folder
+                    ) -> pd.DataFrame:
     "One row per run: variant, encoder, seed, best val loss, the OOD loss at that step, its step, and training seconds."
     out = Path(out)
     spec = json.loads((out / "study.json").read_text())
@@ -84,7 +85,8 @@ def fidelity_results(out: str | Path) -> pd.DataFrame:
                              "seconds": float(tr.seconds.iloc[-1]) if len(tr) else np.nan})
     return pd.DataFrame(rows)
 
-def fidelity_summary(results: pd.DataFrame) -> pd.DataFrame:
+def fidelity_summary(results: pd.DataFrame, # from `fidelity_results`
+                    ) -> pd.DataFrame:
     "Mean and bootstrap 95% CI over seeds of the val and OOD losses, per variant and encoder (plus mean training minutes)."
     rows = []
     for (v, e), g in results.groupby(["variant", "encoder"], sort=False):
@@ -103,7 +105,9 @@ def _below(s: pd.DataFrame, a: str, b: str, split: str) -> str:
     if B[f"{split}_high"] < A[f"{split}_low"]: return "reversed"
     return "no"
 
-def orderings(summary: pd.DataFrame, split: str = "val") -> pd.DataFrame:
+def orderings(summary: pd.DataFrame, # from `fidelity_summary`
+              split: str = "val", # "val" or "ood"
+             ) -> pd.DataFrame:
     "Per variant: which comparisons are resolved (non-overlapping CIs): information, the paper's ordering, interaction."
     rows = []
     for v, s in summary.groupby("variant", sort=False):

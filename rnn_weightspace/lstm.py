@@ -33,7 +33,9 @@ class LSTMSpec:
         for k, v in asdict(self).items():
             if not isinstance(v, int) or v < 1: raise RNNWSError(f"LSTMSpec.{k} must be a positive integer, got {v!r}")
 
-    def layer_input_size(self, layer: int) -> int:
+    def layer_input_size(self,
+                         layer: int, # 0-based LSTM layer
+                        ) -> int:
         "Input features of `layer`: `input_size` for layer 0, `hidden_size` above."
         return self.input_size if layer == 0 else self.hidden_size
 
@@ -52,7 +54,9 @@ class LSTMSpec:
         "Number of scalar weights of one model."
         return sum(_numel(s) for _, s in self.layout)
 
-    def to_dict(self) -> dict[str, int]: return asdict(self)
+    def to_dict(self) -> dict[str, int]:
+        "The fields as a JSON-serialisable dict."
+        return asdict(self)
 
     @classmethod
     def from_dict(cls, d: dict) -> LSTMSpec:
@@ -156,7 +160,9 @@ def from_state_dict(cls: LSTMWeights, state_dict: dict[str, Tensor], # `lstm.*` 
 
 # %% ../nbs/01_lstm.ipynb #965fce9e
 @patch
-def map(self: LSTMWeights, fn: Callable[[Tensor], Tensor]) -> LSTMWeights:
+def map(self: LSTMWeights,
+        fn: Callable[[Tensor], Tensor], # applied to each tensor `[*batch, ...]`; may change the batch dims (e.g. indexing)
+       ) -> LSTMWeights:
     "A new container with `fn` applied to every tensor."
     return LSTMWeights([fn(t) for t in self.weight_ih], [fn(t) for t in self.weight_hh], [fn(t) for t in self.bias_ih],
                        [fn(t) for t in self.bias_hh], fn(self.weight_out), fn(self.bias_out))
@@ -167,17 +173,26 @@ def tensors(self: LSTMWeights) -> list[Tensor]:
     return list(self.state_dict().values())
 
 @patch
-def to(self: LSTMWeights, *args, **kwargs) -> LSTMWeights:
+def to(self: LSTMWeights,
+       *args, # passed to `Tensor.to`, e.g. a device and/or a dtype
+       **kwargs, # passed to `Tensor.to`, e.g. `device=`, `dtype=`, `non_blocking=`
+      ) -> LSTMWeights: # a new `LSTMWeights` (tensors already there are not copied)
     "`Tensor.to` on every tensor (device and/or dtype)."
     return self.map(lambda t: t.to(*args, **kwargs))
 
 @patch
-def detach(self: LSTMWeights) -> LSTMWeights: return self.map(Tensor.detach)
+def detach(self: LSTMWeights) -> LSTMWeights:
+    "`Tensor.detach` on every tensor (no autograd history; the storage is shared)."
+    return self.map(Tensor.detach)
 @patch
-def clone(self: LSTMWeights) -> LSTMWeights: return self.map(Tensor.clone)
+def clone(self: LSTMWeights) -> LSTMWeights:
+    "`Tensor.clone` on every tensor (a copy)."
+    return self.map(Tensor.clone)
 
 @patch
-def requires_grad_(self: LSTMWeights, requires_grad: bool = True) -> LSTMWeights:
+def requires_grad_(self: LSTMWeights,
+                   requires_grad: bool = True, # whether autograd records operations on the tensors
+                  ) -> LSTMWeights:
     "Set `requires_grad` in place on every tensor; returns `self`."
     for t in self.tensors(): t.requires_grad_(requires_grad)
     return self
@@ -303,7 +318,9 @@ def lstm_step(w: LSTMWeights, # the models, batch shape `B`
 # %% ../nbs/01_lstm.ipynb #3d99317c
 class LSTMModel(nn.Module):
     "A stacked `nn.LSTM` (batch first) with a linear readout: the runnable form of one `LSTMWeights` model."
-    def __init__(self, spec: LSTMSpec):
+    def __init__(self,
+                 spec: LSTMSpec, # the architecture
+                ):
         super().__init__()
         self.spec = spec
         self.lstm = nn.LSTM(spec.input_size, spec.hidden_size, spec.num_layers, batch_first=True)
@@ -317,7 +334,7 @@ class LSTMModel(nn.Module):
         return self.linear(out), state     # [N, T, output_size]
 
     def step(self, x: Tensor, # one input step `[N, input_size]`
-             state: tuple[Tensor, Tensor] | None = None,
+             state: tuple[Tensor, Tensor] | None = None, # `(h, c)`, each `[num_layers, N, H]`; None: zeros
             ) -> tuple[Tensor, tuple[Tensor, Tensor]]:
         "One time step: outputs `[N, output_size]` and the new state."
         y, state = self(x.unsqueeze(1), state)  # [N, 1, output_size]

@@ -51,7 +51,9 @@ class StudyConfig:
     step_scale: float = 1.0  # multiplies every step count (zoo training and checkpoints, encoder training and evaluations,
                              # supervised baselines); everything else stays the preset's. For checking a large preset end to end
 
-    def to_dict(self) -> dict: return asdict(self)
+    def to_dict(self) -> dict:
+        "The fields as a JSON-serialisable dict."
+        return asdict(self)
 
 def _steps(n: int, f: float, least: int = 1) -> int: return max(least, round(n * f))
 
@@ -72,7 +74,7 @@ def _train_config(cfg: StudyConfig, encoder: str, seed: int):
 STUDY_PRESETS = {
     "tiny": StudyConfig(),
     "small": StudyConfig(preset="small", zoo_kinds=("formal-languages",), zoo_preset="small", train_preset="small",
-                         train_overrides={"steps": 1500}, seeds=3, predictor_seeds=3, supervised_steps=300, supervised_size="small"),
+                         train_overrides={"steps": 4500, "lr": 3e-4, "eval_every": 500}, seeds=3, predictor_seeds=3, supervised_steps=300, supervised_size="small"),
     "paper": StudyConfig(preset="paper", zoo_preset="paper", train_preset="paper", seeds=5, predictor_seeds=3,
                          supervised_steps=5000, supervised_size="paper"),
 }
@@ -205,7 +207,7 @@ def _bar_figure(path: Path, summary: pd.DataFrame, title: str, ylabel: str):
     fig.savefig(path, dpi=120, bbox_inches="tight"); plt.close(fig)
 
 def learning_curves(runs: dict[str, Sequence[str | Path]], # encoder -> its run folders (one per seed)
-                    splits: Sequence[str] = ("val", "ood"),
+                    splits: Sequence[str] = ("val", "ood"), # the evaluation splits to keep ("train" is the logged training loss)
                    ) -> pd.DataFrame:
     "Emulation loss at every evaluation step, per encoder and split: mean over seeds and its bootstrap 95% CI (over seeds)."
     from rnn_weightspace.training import Run, bootstrap_ci
@@ -219,7 +221,8 @@ def learning_curves(runs: dict[str, Sequence[str | Path]], # encoder -> its run 
     return pd.DataFrame(rows)
 
 def plot_learning_curves(curves: pd.DataFrame, # from `learning_curves`
-                         title: str = "", skip_first: bool = True, # leave out step 0 (the untrained loss, far above the rest)
+                         title: str = "", # the figure's title
+                         skip_first: bool = True, # leave out step 0 (the untrained loss, far above the rest)
                         ):
     "One panel per split: the loss of every encoder against training steps, with CI bands over seeds."
     import matplotlib.pyplot as plt
@@ -245,7 +248,11 @@ def hardware() -> str:
     import os
     return f"{model} CPU, {os.cpu_count()} cores"
 
-def zoo_rates(kind: str, preset: str, device, runs: int | None = None) -> dict[str, float]:
+def zoo_rates(kind: str, # a zoo kind, e.g. "formal-languages"
+              preset: str, # the zoo preset whose model and batch sizes are timed
+              device, # where the batched trainer runs
+              runs: int | None = None, # runs trained at once (default: 100 on a GPU, 2 on a CPU)
+             ) -> dict[str, float]:
     "Measured cost of a zoo preset on `device`: seconds per run and training step, and per run and checkpoint evaluation."
     zcfg = import_module(zoo_config_class(kind).__module__).get_preset(preset)
     R = runs or (100 if torch.device(device).type == "cuda" else 2)
@@ -258,7 +265,10 @@ def zoo_rates(kind: str, preset: str, device, runs: int | None = None) -> dict[s
     per_eval = max(t3 - t2, 1e-9) / (3 * R)                                    # 3 more evaluations, same steps
     return {"runs": R, "per_run_step": per_step, "per_run_eval": per_eval, "device": str(device)}
 
-def extrapolate_timings(cfg: StudyConfig, timings: dict[str, float], rates: dict[str, dict] | None = None) -> pd.DataFrame:
+def extrapolate_timings(cfg: StudyConfig, # the scaled-down study
+                        timings: dict[str, float], # measured seconds per stage, e.g. {"zoo formal-languages": 12.3}
+                        rates: dict[str, dict] | None = None, # zoo kind -> `zoo_rates`; without it zoo stages scale by steps
+                       ) -> pd.DataFrame:
     "Stage times of a scaled-down study (`step_scale`, fewer zoo runs) extrapolated to the full preset."
     rows = []
     for stage, secs in timings.items():
@@ -280,7 +290,10 @@ def extrapolate_timings(cfg: StudyConfig, timings: dict[str, float], rates: dict
 ZOO_PRESET_RUNS = {kind: (lambda preset, kind=kind: import_module(zoo_config_class(kind).__module__).get_preset(preset).n_runs)
                    for kind in ("formal-languages", "sequential-mnist")}
 
-def write_report(out: str | Path, cfg: StudyConfig, timings: dict[str, float]) -> Path:
+def write_report(out: str | Path, # the study folder (its results/ are read; report.md and figures/ written)
+                 cfg: StudyConfig, # the study's config
+                 timings: dict[str, float], # seconds per stage, for the report's time table
+                ) -> Path:
     "Write `out/report.md` and its figures from the study's results."
     from rnn_weightspace.training import bootstrap_ci
     out = Path(out)
@@ -351,11 +364,11 @@ def write_report(out: str | Path, cfg: StudyConfig, timings: dict[str, float]) -
 # %% ../nbs/41_reproduce.ipynb #ea43e63d
 def reproduce(out: str | Path, # the study folder (created, or continued)
               preset: str = "tiny", # "tiny", "small" or "paper"
-              device: str | torch.device | None = None,
+              device: str | torch.device | None = None, # default: `get_device()`; worker processes share a GPU
               log=print, # where progress lines go
               **overrides, # any `StudyConfig` field, e.g. zoo_kinds=("formal-languages",), seeds=3
-             ) -> Path:
-    "Run (or continue) the whole study in `out`; returns the path of `report.md`."
+             ) -> Path: # the path of `report.md`
+    "Run (or continue) the whole study in `out`; keyword `overrides` replace fields of the preset's `StudyConfig`."
     if preset not in STUDY_PRESETS: raise RNNWSError(f"unknown reproduction preset {preset!r}; choose from {sorted(STUDY_PRESETS)}")
     try: cfg = replace(STUDY_PRESETS[preset], **overrides)
     except TypeError as e: raise RNNWSError(f"bad override: {e}") from None

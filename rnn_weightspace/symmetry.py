@@ -141,7 +141,9 @@ class HiddenSymmetry:
     def __repr__(self) -> str:
         return f"HiddenSymmetry(batch_shape={self.batch_shape}, num_layers={self.num_layers}, hidden_size={self.hidden_size})"
 
-    def to(self, device: str | torch.device) -> HiddenSymmetry:
+    def to(self,
+           device: str | torch.device, # where to move the permutations and signs
+          ) -> HiddenSymmetry:
         "The same element on `device`."
         return HiddenSymmetry([p.to(device) for p in self.perms], [s.to(device) for s in self.signs])
 

@@ -63,9 +63,9 @@ class FunctionFamily:
 def _n_classes(values: np.ndarray, cols: Sequence[int]) -> int:
     return len({r.tobytes() for r in values[:, list(cols)]}) if len(cols) else 1
 
-def min_separating_set(family: FunctionFamily,
+def min_separating_set(family: FunctionFamily, # the functions to tell apart
                        method: str = "auto", # "exact", "greedy", or "auto" (exact when at most `max_subsets` sets must be tried)
-                       max_subsets: int = 2_000_000,
+                       max_subsets: int = 2_000_000, # "auto": the most query sets tried exactly
                       ) -> tuple[int, str, tuple[int, ...]]:
     "The smallest query set separating all functions: `(size, 'exact' or 'greedy upper bound', columns)`."
     V, m = family.values, family.n_inputs
@@ -83,9 +83,9 @@ def min_separating_set(family: FunctionFamily,
     return len(cols), "greedy upper bound", tuple(cols)
 
 # %% ../nbs/50_theory.ipynb #b2abcac3
-def min_adaptive_depth(family: FunctionFamily,
+def min_adaptive_depth(family: FunctionFamily, # the functions to tell apart
                        method: str = "auto", # "exact", "greedy", or "auto" (exact up to `max_exact` functions)
-                       max_exact: int = 20,
+                       max_exact: int = 20, # "auto": the largest family searched exactly
                       ) -> tuple[int, str]:
     "The worst-case number of queries of the best interactive interrogator: `(depth, 'exact' or 'greedy upper bound')`."
     V = family.values
@@ -116,12 +116,14 @@ def min_adaptive_depth(family: FunctionFamily,
     return g(full), "greedy upper bound"
 
 # %% ../nbs/50_theory.ipynb #4d0de77b
-def indicator_family(n: int) -> FunctionFamily:
+def indicator_family(n: int, # the number of functions (n - 1 inputs)
+                    ) -> FunctionFamily:
     "`f_0 = 0` and the point indicators `f_i = [x == x_i]`, i = 1..n-1, on n - 1 inputs: the worst case of Prop 3.2."
     return FunctionFamily(np.vstack([np.zeros((1, n - 1), int), np.eye(n - 1, dtype=int)]), name=f"indicators({n})")
 
 # %% ../nbs/50_theory.ipynb #e8b3d825
-def pointer_chasing_family(k: int) -> FunctionFamily:
+def pointer_chasing_family(k: int, # bits of the hidden string `b` (2^k functions, 2^k - 1 inputs)
+                          ) -> FunctionFamily:
     "The `2^k` functions `f_b(p) = b[len(p)]` if `p` is a prefix of `b` else 0, on all bit strings `p` shorter than `k`."
     if k < 1: raise RNNWSError(f"k must be at least 1, got {k}")
     prefixes = [p for r in range(k) for p in itertools.product((0, 1), repeat=r)]
@@ -129,12 +131,13 @@ def pointer_chasing_family(k: int) -> FunctionFamily:
     V = np.array([[b[len(p)] if b[:len(p)] == p else 0 for p in prefixes] for b in bits])
     return FunctionFamily(V, tuple("".join(map(str, p)) or "ε" for p in prefixes), f"pointer-chasing(k={k})")
 
-def pointer_chasing_bounds(k: int) -> dict[str, int]:
+def pointer_chasing_bounds(k: int, # as in `pointer_chasing_family`
+                          ) -> dict[str, int]:
     "Proven costs: interactive exactly k; non-interactive at least 2^(k-1) (and all 2^k - 1 inputs always suffice)."
     return {"interactive": k, "non_interactive_lower": 2 ** (k - 1), "non_interactive_upper": 2 ** k - 1}
 
 # %% ../nbs/50_theory.ipynb #cbc3c47e
-def best_accuracy(family: FunctionFamily,
+def best_accuracy(family: FunctionFamily, # the functions to identify (uniform prior)
                   budget: int, # L, the number of queries
                   interactive: bool, # adaptive queries (a decision tree of depth L) or a fixed set of L queries
                   method: str = "auto", # "exact", "greedy", or "auto" (exact when the search is small enough)
@@ -166,7 +169,7 @@ def best_accuracy(family: FunctionFamily,
     return g((1 << n) - 1, int(budget)) / n, "exact" if exact else "greedy lower bound"
 
 # %% ../nbs/50_theory.ipynb #1f05b235
-def family_lstm(family: FunctionFamily,
+def family_lstm(family: FunctionFamily, # its `values` (non-negative integer answers) become the LSTMs' behaviour
                 scale: float = 6.0, # s, the gate and readout gain: larger answers more sharply
                ) -> LSTMWeights:
     "One memoryless LSTM per function, batch `[n]`: one-hot query `x` in, logits peaked on `f(x)` out (`hidden_size` = number of answers)."
@@ -235,7 +238,7 @@ class TrainedInterrogator:
     queries: Tensor  # `[n, L]`: the queries asked of each function (evaluation)
     losses: list  # training loss per step
 
-def train_interrogator(family: FunctionFamily,
+def train_interrogator(family: FunctionFamily, # the functions to identify
                        budget: int, # L, queries per interrogation
                        interactive: bool, # adaptive or fixed queries
                        steps: int = 2500, # optimiser steps
@@ -277,13 +280,13 @@ def _sweep_job(values: np.ndarray, budget: int, interactive: bool, seed: int, kw
     return dict(kind="interactive" if interactive else "non-interactive", L=budget, seed=seed, accuracy=r.accuracy,
                 best=best_accuracy(fam, budget, interactive)[0])
 
-def interrogation_sweep(family: FunctionFamily,
+def interrogation_sweep(family: FunctionFamily, # the functions to identify
                         budgets: dict[bool, Sequence[int]], # {True: budgets of the interactive interrogator, False: of the fixed one}
                         seeds: Sequence[int] = (0,), # one trained interrogator per seed
                         workers: int = 1, # processes (one torch thread each)
                         **kwargs, # passed to `train_interrogator` (steps, episodes, lr, entropy, hidden_size)
-                       ) -> pd.DataFrame:
-    "Accuracy of trained interrogators for every kind, budget and seed, with the best possible accuracy: one row each."
+                       ) -> pd.DataFrame: # one row per kind, budget and seed
+    "Accuracy of trained interrogators for every kind, budget and seed, with the best possible accuracy (`kwargs` go to `train_interrogator`)."
     jobs = [(family.values, int(L), bool(inter), int(seed), kwargs) for inter, Ls in budgets.items() for L in Ls for seed in seeds]
     if workers <= 1: rows = [_sweep_job(*j) for j in jobs]
     else:

@@ -87,7 +87,9 @@ class TrainConfig:
         for f in ("encoder_kwargs", "emulator_kwargs"):
             if not isinstance(getattr(self, f), dict): raise bad(f, "must be a dict")
 
-    def to_dict(self) -> dict: return asdict(self)
+    def to_dict(self) -> dict:
+        "The fields as a JSON-serialisable dict."
+        return asdict(self)
 
     @classmethod
     def from_dict(cls, d: dict) -> TrainConfig:
@@ -104,7 +106,7 @@ TRAIN_PRESETS = {
 
 def train_preset(name: str, # "paper", "small" or "tiny"
                  **overrides, # any `TrainConfig` field
-                ) -> TrainConfig:
+                ) -> TrainConfig: # validated
     "A preset with some fields overridden (the overrides win)."
     if name not in TRAIN_PRESETS: raise RNNWSError(f"unknown train preset {name!r}; choose from {sorted(TRAIN_PRESETS)}")
     try: return replace(TRAIN_PRESETS[name], **overrides)
@@ -127,8 +129,8 @@ def build_models(config: TrainConfig, # the run's config
 
 # %% ../nbs/31_training.ipynb #89e88e44
 def batch_indices(n: int, # checkpoints in the train split
-                  batch_size: int,
-                  seed: int,
+                  batch_size: int, # rows per step
+                  seed: int, # seeds the per-epoch permutations
                   step: int, # 0-based optimizer step
                  ) -> np.ndarray:
     "The train-split rows of step `step`: consecutive slices of a per-epoch random permutation (wrapping into the next epoch)."
@@ -137,7 +139,9 @@ def batch_indices(n: int, # checkpoints in the train split
     perms = {e: torch.randperm(n, generator=make_generator(seed, "epoch", int(e))).numpy() for e in np.unique(epochs)}
     return np.array([perms[e][o] for e, o in zip(epochs, offs)])
 
-def augmentation(config: TrainConfig, encoder: WeightEncoder | None) -> tuple[bool, bool]:
+def augmentation(config: TrainConfig, # the run's config (its `augment`)
+                 encoder: WeightEncoder | None, # the run's encoder (None: weight-blind, no augmentation)
+                ) -> tuple[bool, bool]:
     "Whether a run transforms its training models by random `(permutations, sign flips)`."
     if encoder is None or config.augment == "none": return False, False
     if config.augment == "auto": return not encoder.permutation_invariant, False
@@ -146,9 +150,9 @@ def augmentation(config: TrainConfig, encoder: WeightEncoder | None) -> tuple[bo
 
 # %% ../nbs/31_training.ipynb #ab240d6b
 def bootstrap_ci(values: np.ndarray | list, # one value per unit (checkpoint, seed, ...)
-                 level: float = 0.95,
-                 n_boot: int = 2000,
-                 seed: int = 0,
+                 level: float = 0.95, # the interval's coverage
+                 n_boot: int = 2000, # bootstrap resamples
+                 seed: int = 0, # seeds the resampling
                 ) -> tuple[float, float]:
     "Percentile bootstrap confidence interval of the mean."
     v = np.asarray(values, dtype=np.float64)
@@ -165,10 +169,11 @@ def _to(batch: dict, device: torch.device) -> dict:
     return {k: v.to(device) for k, v in batch.items()}
 
 @torch.no_grad()
-def evaluate(encoder: WeightEncoder | None, emulator: Emulator,
+def evaluate(encoder: WeightEncoder | None, # the trained encoder (None with a weight-blind emulator)
+             emulator: Emulator, # the trained emulator
              view: Zoo, # the checkpoints to evaluate (e.g. `zoo.split("val")`)
-             config: TrainConfig,
-             device: str | torch.device = "cpu",
+             config: TrainConfig, # its `eval_models`, `eval_rollouts`, `batch_size`, `divergence` and `seed` (of the CI)
+             device: str | torch.device = "cpu", # where the models run
              dist: DistInfo | None = None, # under torchrun: each rank evaluates its share of the checkpoints, all get every loss
             ) -> dict[str, Any]:
     "Mean emulation loss of `view`'s checkpoints, its bootstrap 95% CI, and the per-checkpoint losses."
@@ -215,7 +220,9 @@ def _read_metrics(path: Path) -> list[dict]:
 # %% ../nbs/31_training.ipynb #8c379917
 class Run:
     "A training run folder: config, metrics, checkpoints."
-    def __init__(self, path: str | Path):
+    def __init__(self,
+                 path: str | Path, # a run folder (written by `train`)
+                ):
         self.path = Path(path)
         f = self.path / "config.json"
         if not f.exists(): raise RNNWSError(f"{self.path} is not a run folder (no config.json)")
@@ -241,7 +248,7 @@ class Run:
 
     def load(self, zoo: Zoo | str | Path | None = None, # the zoo the run trained on (default: the path in config.json)
              which: str = "best", # "best" (lowest val loss) or "last"
-             device: str | torch.device = "cpu",
+             device: str | torch.device = "cpu", # where to put the modules
             ) -> tuple[WeightEncoder | None, Emulator]:
         "The trained encoder (None for the weight-blind baseline) and emulator, in eval mode."
         if which not in ("best", "last"): raise RNNWSError(f"which must be 'best' or 'last', got {which!r}")
@@ -258,7 +265,10 @@ class Run:
             raise RNNWSError(f"the run was trained on {self.info['zoo']['model_spec']} models, the zoo has {zoo.spec.to_dict()}")
         return zoo
 
-    def plot_losses(self, ax=None, title: str | None = None):
+    def plot_losses(self,
+                    ax=None, # a matplotlib axes to draw on (None: a new figure)
+                    title: str | None = None, # default: the encoder and its size
+                   ):
         "Learning curves: the training loss, and the val and OOD losses with their 95% CIs."
         df = self.metrics
         if ax is None:
@@ -426,7 +436,7 @@ def _progress(it, total: int, initial: int):
 def embed(self: Run, zoo: Zoo | str | Path | None = None, # the zoo (or a view) to embed (default: the run's zoo)
           which: str = "best", # checkpoint of the run
           batch_size: int = 256, # models per forward pass
-          device: str | torch.device = "cpu",
+          device: str | torch.device = "cpu", # where the encoder runs
          ) -> np.ndarray:
     "Embeddings `[N, Z]` (float32) of the zoo's checkpoints, in the zoo's row order."
     zoo = self._zoo(zoo)
@@ -438,7 +448,8 @@ def embed(self: Run, zoo: Zoo | str | Path | None = None, # the zoo (or a view) 
 def save_embeddings(run: Run | str | Path, # the trained run
                     zoo: Zoo | str | Path | None, # the zoo to embed (default: the run's zoo)
                     out: str | Path, # the file to write (safetensors)
-                    which: str = "best", device: str | torch.device = "cpu",
+                    which: str = "best", # checkpoint of the run: "best" (lowest val loss) or "last"
+                    device: str | torch.device = "cpu", # where the encoder runs
                    ) -> Path:
     "Embed every checkpoint of `zoo` and write the embeddings and the zoo's metadata (with splits) to `out`."
     from safetensors.numpy import save
@@ -502,8 +513,10 @@ def _distributions_figure(enc, emu, view: Zoo, domain: InputDomain, n: int = 3):
     fig.tight_layout()
     return fig
 
-def save_figures(run: Run, zoo: Zoo | str | Path | None = None, which: str = "best",
-                 device: str | torch.device = "cpu",
+def save_figures(run: Run, # the trained run (figures go into its folder)
+                 zoo: Zoo | str | Path | None = None, # the zoo it trained on (default: the path in config.json)
+                 which: str = "best", # checkpoint of the run: "best" (lowest val loss) or "last"
+                 device: str | torch.device = "cpu", # where the models run
                  n_clones: int = 64, # checkpoints of val and of OOD to clone (evenly spaced)
                  n_samples: int = 100, # sampled strings or digits per clone
                 ) -> list[Path]:

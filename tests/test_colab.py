@@ -23,6 +23,21 @@ def test_colab_badge_install_cell_and_gpu_runtime(nb):
     assert d["metadata"].get("accelerator") == "GPU" and "colab" in d["metadata"]
 
 
+# the notebooks a user runs to do something (zoos, encoders, reproduction, tutorials): one `PRESET` scales them and
+# `get_device()` picks the GPU when there is one
+USER_FACING = sorted(p for p in NOTEBOOKS if p.name[:2] in {"13", "14", "20", "21", "22", "23", "24", "25", "41", "60", "61", "62"})
+
+
+@pytest.mark.parametrize("nb", USER_FACING, ids=lambda p: p.stem)
+def test_one_preset_and_get_device(nb):
+    code = ["".join(c["source"]) for c in json.loads(nb.read_text())["cells"] if c["cell_type"] == "code"]
+    settings = [c for c in code if any(l.startswith("PRESET = ") for l in c.splitlines())]
+    assert len(settings) == 1 and "#| hide" not in settings[0]                        # one visible place to change
+    assert "get_device()" in settings[0]
+    uses = [c for c in code if "PRESET" in c and c is not settings[0]]
+    assert uses, "PRESET is set but nothing uses it"
+
+
 def test_nbdev_clean_keeps_the_colab_metadata(tmp_path):
     src = NOTEBOOKS[0]
     work = tmp_path / "nbs"; work.mkdir()

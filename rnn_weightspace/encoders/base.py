@@ -41,7 +41,9 @@ class InputDomain:
     def tokens(cls, size: int) -> InputDomain: return cls("tokens", size)
     @classmethod
     def continuous(cls, size: int, low: float, high: float) -> InputDomain: return cls("continuous", size, float(low), float(high))
-    def to_dict(self) -> dict: return asdict(self)
+    def to_dict(self) -> dict:
+        "The fields as a JSON-serialisable dict."
+        return asdict(self)
 
 # %% ../../nbs/20_encoders.base.ipynb #96fff09c
 def input_domain(zoo_or_manifest, # a `Zoo`, or its manifest dict
@@ -74,15 +76,21 @@ class WeightEncoder(nn.Module):
         super().__init__()
         self.spec, self.embedding_size = spec, embedding_size
 
-    def encode(self, w: LSTMWeights) -> Tensor:
+    def encode(self,
+               w: LSTMWeights, # a flat batch of `M` models (batch shape `(M,)`), already checked
+              ) -> Tensor:
         "Embeddings `[M, Z]` of a flat batch of `M` models (implemented by each encoder)."
         raise NotImplementedError
 
-    def check(self, w: LSTMWeights):
+    def check(self,
+              w: LSTMWeights, # the models, any batch shape
+             ):
         "Raise a clear error if `w` is not a batch of the models this encoder was built for."
         if w.spec != self.spec: raise RNNWSError(f"{type(self).__name__} was built for {self.spec}, got weights of {w.spec}")
 
-    def forward(self, w: LSTMWeights) -> Tensor:
+    def forward(self,
+                w: LSTMWeights, # the models, batch shape `B`
+               ) -> Tensor:
         self.check(w)
         B = w.batch_shape
         z = self.encode(w.reshape(math.prod(B)))                           # [M, Z]
@@ -110,7 +118,7 @@ def invariance_error(encoder: WeightEncoder, # in eval mode, so that dropout doe
                      w: LSTMWeights, # the models, batch shape `B`
                      permutations: bool = True, # transform by random hidden-unit permutations
                      signs: bool = False, # and/or by random sign flips
-                     generator: torch.Generator | None = None,
+                     generator: torch.Generator | None = None, # draws the group elements; None: torch's global RNG
                     ) -> float:
     "The largest change `max |E(g·w) - E(w)|` of the embeddings under a random group element per model."
     B = w.batch_shape
@@ -121,7 +129,7 @@ def invariance_error(encoder: WeightEncoder, # in eval mode, so that dropout doe
 
 # %% ../../nbs/20_encoders.base.ipynb #349ba842
 def mlp(sizes: list[int], # layer widths, input first: `[in, hidden..., out]`
-        activation: type[nn.Module] = nn.ReLU,
+        activation: type[nn.Module] = nn.ReLU, # the class of the nonlinearity, instantiated between layers
        ) -> nn.Sequential:
     "Linear layers of the given widths with `activation` between them (none after the last)."
     layers = []
@@ -148,7 +156,8 @@ def register_encoder(name: str, # the name configs and the CLI use
     ENCODERS[name] = cls
     return cls
 
-def encoder_class(name: str) -> type[WeightEncoder]:
+def encoder_class(name: str, # a registry name, e.g. "dws" (see `ENCODERS`)
+                 ) -> type[WeightEncoder]:
     "The class registered under `name`."
     if name not in ENCODERS: raise RNNWSError(f"unknown encoder {name!r}; the encoders are {sorted(ENCODERS)}")
     entry = ENCODERS[name]
@@ -162,8 +171,8 @@ def make_encoder(name: str, # a registry name, e.g. "dws"
                  size: str | None = "paper", # an architecture preset of the encoder; None: the constructor's defaults
                  domain: InputDomain | None = None, # the models' inputs; read from the zoo when None
                  **overrides, # any constructor argument, e.g. `embedding_size=32`
-                ) -> WeightEncoder:
-    "Build an encoder by name for the models of a zoo (or of a spec)."
+                ) -> WeightEncoder: # a freshly initialised encoder (on the CPU)
+    "Build an encoder by name for the models of a zoo (or of a spec); keyword `overrides` go to its constructor."
     cls = encoder_class(name)
     if isinstance(models, LSTMSpec): spec = models
     else:

@@ -45,7 +45,9 @@ class DWSFeatures:
         "All tensors, in the order `wi..., wh..., bi..., bh..., wo, bo`."
         return [*self.wi, *self.wh, *self.bi, *self.bh, self.wo, self.bo]
 
-    def map(self, fn: Callable[[Tensor], Tensor]) -> DWSFeatures:
+    def map(self,
+            fn: Callable[[Tensor], Tensor], # applied to each tensor `[M, ..., C]`; may change the channels
+           ) -> DWSFeatures:
         "Apply `fn` to every tensor (e.g. a pointwise nonlinearity)."
         return DWSFeatures([fn(t) for t in self.wi], [fn(t) for t in self.wh], [fn(t) for t in self.bi],
                            [fn(t) for t in self.bh], fn(self.wo), fn(self.bo))
@@ -129,7 +131,9 @@ class DWSLayer(nn.Module):
         A = torch.cat([self.weight[n] for n in names], 1)                      # [K, len(names) * C_out]
         return dict(zip(names, _channel_map(A, t).split(self.c_out, -1)))
 
-    def forward(self, x: DWSFeatures) -> DWSFeatures:
+    def forward(self,
+                x: DWSFeatures, # `C_in` channels in every tensor
+               ) -> DWSFeatures:
         "The equivariant linear map: `C_in` channels in every tensor -> `C_out` channels, the same shapes otherwise."
         L = x.num_layers
         if L != self.spec.num_layers or x.channels != self.c_in:
@@ -227,7 +231,9 @@ class DWSEncoder(WeightEncoder):
         L, I, O = spec.num_layers, spec.input_size, spec.output_size
         self.head = mlp([channels * (I + 2 * O + 5 * L - 1), mlp_hidden, embedding_size])
 
-    def encode(self, w: LSTMWeights) -> Tensor:
+    def encode(self,
+               w: LSTMWeights, # a flat batch of `M` models (batch shape `(M,)`)
+              ) -> Tensor:
         "Embeddings `[M, Z]` of a flat batch of `M` models."
         x = lstm_to_features(w)                                                # [M, ..., 4] per tensor
         for i, layer in enumerate(self.layers):

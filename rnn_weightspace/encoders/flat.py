@@ -32,5 +32,7 @@ class FlatEncoder(WeightEncoder):
         super().__init__(spec, embedding_size)
         self.mlp = mlp([spec.n_params] + [hidden_size] * n_hidden + [embedding_size])
 
-    def encode(self, w: LSTMWeights) -> Tensor:
+    def encode(self,
+               w: LSTMWeights, # a flat batch of `M` models (batch shape `(M,)`)
+              ) -> Tensor:
         return self.mlp(w.flatten())                                             # [M, P] -> [M, Z]

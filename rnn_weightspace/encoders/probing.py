@@ -177,7 +177,9 @@ def interrogate(self: ProbingEncoder, step: StepFn, # advances the probed models
     return (z, torch.stack(probes, 1), torch.stack(answers, 1)) if return_probes else z
 
 @patch
-def encode(self: ProbingEncoder, w: LSTMWeights) -> Tensor:
+def encode(self: ProbingEncoder,
+           w: LSTMWeights, # a flat batch of `M` models (batch shape `(M,)`)
+          ) -> Tensor:
     "Embeddings `[M, Z]` of a flat batch of `M` models: `interrogate` with the LSTM step."
     return self.interrogate(lambda x, s: lstm_step(w, x, s), w.batch_shape[0], w.device, w.dtype)   # [M, Z]
 
@@ -197,14 +199,22 @@ class StaticProbingEncoder(ProbingEncoder):
     name, interactive = "probe-static", False
 
     @delegates(ProbingEncoder.__init__)
-    def __init__(self, spec: LSTMSpec, domain: InputDomain | None = None, **kwargs):
+    def __init__(self, spec: LSTMSpec, # the models this encoder accepts
+                 domain: InputDomain | None = None, # what the models read; required (`make_encoder` reads it from a zoo)
+                 **kwargs, # any other argument of `ProbingEncoder`
+                ):
         super().__init__(spec, domain, **kwargs)
         self.codes = nn.Parameter(torch.randn(self.probe_length, self.hidden_size))   # S_1..S_L: [L, H]
 
-    def next_probes(self, i: int, y: Tensor) -> Tensor:
+    def next_probes(self,
+                    i: int, # probe step, 0-based: selects the code `S_i`
+                    y: Tensor, # the aggregator's top output so far `[M, hidden_size]` (ignored)
+                   ) -> Tensor:
         return self.probe_generator(self.codes[i])[None]                   # [1, P, in]: ignores the answers
 
-    def encode(self, w: LSTMWeights) -> Tensor:
+    def encode(self,
+               w: LSTMWeights, # a flat batch of `M` models (batch shape `(M,)`)
+              ) -> Tensor:
         "Embeddings `[M, Z]`: the whole probe sequence in one `lstm_forward`, the aggregator in one call."
         M, H = w.batch_shape[0], self.hidden_size
         x = self.probe_generator(self.codes).transpose(0, 1)               # [P, L, in]
@@ -218,5 +228,8 @@ class InteractiveProbingEncoder(ProbingEncoder):
     "Interactive probing (paper §3.6): each probe `x_i = E_I(y_{i-1})` is made from the answers read so far."
     name, interactive = "probe-interactive", True
 
-    def next_probes(self, i: int, y: Tensor) -> Tensor:
+    def next_probes(self,
+                    i: int, # probe step, 0-based (unused: the probes depend only on `y`)
+                    y: Tensor, # the aggregator's top output so far `[M, hidden_size]`
+                   ) -> Tensor:
         return self.probe_generator(y)                                     # [M, P, in]

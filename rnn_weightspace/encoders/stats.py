@@ -94,6 +94,8 @@ class LayerwiseStatsEncoder(WeightEncoder):
         self.norm = torch.nn.LayerNorm(self.n_features, elementwise_affine=False)
         self.mlp = mlp([self.n_features] + [hidden_size] * n_hidden + [embedding_size])
 
-    def encode(self, w: LSTMWeights) -> Tensor:
+    def encode(self,
+               w: LSTMWeights, # a flat batch of `M` models (batch shape `(M,)`)
+              ) -> Tensor:
         s = layerwise_statistics(w, self.per_gate).flatten(-2)                    # [M, n_blocks * 7]
         return self.mlp(self.norm(s))                                            # [M, Z]

@@ -55,7 +55,9 @@ class ParameterTransformerEncoder(WeightEncoder):
         self.transformer = nn.TransformerEncoder(layer, n_layers, enable_nested_tensor=False)
         self.readout = nn.Linear(d_model, embedding_size)
 
-    def encode(self, w: LSTMWeights) -> Tensor:
+    def encode(self,
+               w: LSTMWeights, # a flat batch of `M` models (batch shape `(M,)`)
+              ) -> Tensor:
         tokens = [proj(g) for proj, g in zip(self.projections, row_tokens(w))]  # each [M, rows, d]
         s = self.summary.expand(len(w), 1, -1)                                  # [M, 1, d]
         x = torch.cat(tokens + [s], 1) + self.position                           # [M, T + 1, d]

@@ -44,7 +44,7 @@ class MNISTImages:
 # %% ../../nbs/11_tasks.sequential_mnist.ipynb #e13d0295
 def split_images(n: int, # number of images to split
                  eval_frac: float = 0.2, # fraction held out for evaluation
-                 seed: int = 0,
+                 seed: int = 0, # seeds the split
                 ) -> tuple[Tensor, Tensor]:
     "Deterministic train/eval split of `n` images: sorted index tensors."
     perm = torch.randperm(n, generator=torch.Generator().manual_seed(derive_seed(seed, "mnist-split")))
@@ -108,7 +108,7 @@ def from_tiles(tiles: Tensor, # `[..., n_tiles, tile*tile]` (without the BOS til
 
 def tile_sequences(images: Tensor, # `[..., 28, 28]` uint8 digits
                    angles: Tensor | float = 0.0, # rotation in degrees, broadcast against the leading dims
-                   tile: int = 4,
+                   tile: int = 4, # tile side in pixels: `(28/tile)^2` tiles of `tile*tile` features
                    bos: bool = True, # prepend an all-zero BOS tile
                   ) -> Tensor:
     "The model inputs: rotated, normalised, tiled digits `[..., 1 + 49, 16]` (float32, on the images' device)."

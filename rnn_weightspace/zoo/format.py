@@ -100,7 +100,7 @@ def split_tasks(keys: Sequence[Any], # one sortable key per unique task (e.g. th
 
 def downstream_splits(splits: dict[str, list[int]], # output of `split_tasks`
                       keys: Sequence[Any], # the same task keys
-                      seed: int = 0,
+                      seed: int = 0, # seeds which OOD tasks move to `train`
                      ) -> dict[str, list[int]]:
     "The paper's downstream protocol: half of the OOD tasks (seeded) move to `train`; the other half is `ood`."
     ood = sorted(splits["ood"], key=lambda i: keys[i])
@@ -117,7 +117,8 @@ def _key(task) -> Any:
     "A hashable key for a task as stored in JSON (lists become tuples)."
     return tuple(task) if isinstance(task, list) else task
 
-def task_splits(manifest: dict) -> dict[Any, str]:
+def task_splits(manifest: dict, # a zoo manifest (its `tasks` and `splits`)
+               ) -> dict[Any, str]:
     "The split of every task of a manifest, keyed by `_key(task)`."
     return {_key(manifest["tasks"][i]): s for s, idx in manifest["splits"].items() for i in idx}
 
@@ -249,7 +250,9 @@ class ZooWriter:
     @property
     def n_shards(self) -> int: return math.ceil(self.manifest["n_runs"] / self.manifest["runs_per_shard"])
 
-    def shard_runs(self, index: int) -> range:
+    def shard_runs(self,
+                   index: int, # 0-based shard number, below `n_shards`
+                  ) -> range:
         "The runs shard `index` holds."
         r = self.manifest["runs_per_shard"]
         return range(index * r, min((index + 1) * r, self.manifest["n_runs"]))
@@ -560,7 +563,7 @@ class ZooDataset(Dataset):
                  n_rollouts: int = 1, # stored rollouts per item
                  targets: Sequence[str] | None = None, # metadata columns to return (default: all numeric ones + task)
                  random_rollouts: bool = True, # draw which rollouts (seeded by `seed`, `epoch`, item); else the first ones
-                 seed: int = 0,
+                 seed: int = 0, # seeds the rollout draw
                 ):
         self.zoo, self.n_rollouts, self.random_rollouts, self.seed, self.epoch = zoo, n_rollouts, random_rollouts, seed, 0
         md = zoo.metadata
@@ -580,7 +583,9 @@ class ZooDataset(Dataset):
 
     def __len__(self) -> int: return len(self.zoo)
 
-    def set_epoch(self, epoch: int) -> None:
+    def set_epoch(self,
+                  epoch: int, # the epoch number, mixed into the seed of the rollout draw
+                 ) -> None:
         "Change the rollout draw (call once per epoch)."
         self.epoch = epoch
 
@@ -588,7 +593,9 @@ class ZooDataset(Dataset):
         if not self.random_rollouts or not len(idx): return torch.arange(self.n_rollouts).expand(len(idx), -1)
         return torch.stack([torch.randperm(n_stored, generator=torch.Generator().manual_seed(derive_seed(self.seed, self.epoch, int(self.zoo.rows[i]))))[:self.n_rollouts] for i in idx])
 
-    def batch(self, indices: Sequence[int]) -> dict[str, Any]:
+    def batch(self,
+              indices: Sequence[int], # item positions `0..len(self)-1`, `B` of them
+             ) -> dict[str, Any]:
         "A batch of items read in one go: `weights` `[B]`, rollouts `[B, n_rollouts, ...]`, targets `[B, ...]`."
         idx = np.asarray(indices, dtype=np.int64)
         out = {"weights": self.zoo.weights[idx], "index": torch.as_tensor(idx)}
@@ -614,18 +621,27 @@ class ZooDataset(Dataset):
         b = self.batch(indices)
         return [{k: v[j] for k, v in b.items()} for j in range(len(indices))]
 
-def zoo_collate(items: list[dict[str, Any]]) -> dict[str, Any]:
+def zoo_collate(items: list[dict[str, Any]], # `ZooDataset` items, all with the same keys
+               ) -> dict[str, Any]:
     "Stack `ZooDataset` items into a batch (weights into one `LSTMWeights`)."
     return {k: LSTMWeights.stack([it[k] for it in items]) if isinstance(items[0][k], LSTMWeights) else torch.stack([it[k] for it in items])
             for k in items[0]}
 
 @patch
-def dataset(self: Zoo, **kwargs) -> ZooDataset:
+def dataset(self: Zoo,
+            **kwargs, # any `ZooDataset` argument: `n_rollouts`, `targets`, `random_rollouts`, `seed`
+           ) -> ZooDataset: # items: the weights, rollouts and targets of one checkpoint
     "A `ZooDataset` over this zoo or view (keyword arguments as `ZooDataset`)."
     return ZooDataset(self, **kwargs)
 
 # %% ../../nbs/12_zoo.format.ipynb #72ef54df
-def toy_manifest(spec: LSTMSpec, n_runs: int, steps: Sequence[int], runs_per_shard: int, tasks: list, run_tasks: list[int]) -> dict:
+def toy_manifest(spec: LSTMSpec, # the models' architecture
+                 n_runs: int, # number of runs
+                 steps: Sequence[int], # checkpoint steps of every run
+                 runs_per_shard: int, # runs per shard file
+                 tasks: list, # the tasks, each a sequence; element 1 is the split criterion (highest values OOD)
+                 run_tasks: list[int], # the task index of every run, `n_runs` of them
+                ) -> dict:
     "A minimal manifest for hand-made zoos (tests and demos)."
     return {"name": "toy", "kind": "toy", "config": {"seed": 0}, "model_spec": spec.to_dict(),
             "parameter_layout": [[n, list(s)] for n, s in spec.layout], "checkpoint_steps": list(steps), "n_runs": n_runs,
@@ -707,7 +723,7 @@ def merge_zoos(sources: Sequence[Path | str], # the zoo folders to combine, in o
                runs_per_shard: int | None = None, # default: the first source's
                splits_from: int | None = None, # take every task's split from this source (default: they must agree)
                name: str | None = None, # the merged zoo's name (default: the first source's + "-merged")
-               progress: bool = True,
+               progress: bool = True, # show a progress bar (on stderr)
               ) -> Zoo:
     "Combine complete zoos of one kind and architecture into a new zoo in `out`; runs are renumbered source by source."
     if len(sources) < 2: raise RNNWSError("merge_zoos needs at least two zoos")

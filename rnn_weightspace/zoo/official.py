@@ -123,7 +123,7 @@ def _official_rollouts(r: dict, rows) -> dict[str, Tensor]:
 
 def import_official(src: Path | str, # the released folder
                     out: Path | str, # the zoo folder to create
-                    runs_per_shard: int = 25,
+                    runs_per_shard: int = 25, # runs per shard file
                     seed: int = 0, # seeds the validation draw of the splits
                    ) -> Zoo:
     "Convert a released zoo into this library's format and open it."
@@ -173,10 +173,10 @@ def open_official(src: Path | str, # the released folder
 # %% ../../nbs/15_zoo.official.ipynb #c364caf7
 def write_official_fixture(path: Path | str, # folder to create
                            kind: str = "formal-languages", # or "sequential-mnist"
-                           n_runs: int = 3,
-                           steps: tuple[int, ...] = (0, 100, 200, 500, 1000, 2000, 5000, 10_000, 20_000),
+                           n_runs: int = 3, # training runs, `len(steps)` checkpoints each
+                           steps: tuple[int, ...] = (0, 100, 200, 500, 1000, 2000, 5000, 10_000, 20_000), # checkpoint steps
                            invocations: int = 2, # run ids restart in each, as in the released data
-                           seed: int = 0,
+                           seed: int = 0, # seeds the random models, tasks and rollouts
                           ) -> list[LSTMWeights]:
     "Write a small zoo in the authors' released layout (random models); returns the weights row by row."
     path = Path(path); path.mkdir(parents=True, exist_ok=True)

@@ -64,8 +64,13 @@ class SequentialMNISTZooConfig:
 
     @property
     def spec(self) -> LSTMSpec: return LSTMSpec(16, self.hidden_size, self.num_layers, 10)
-    def lr_at(self, step: int) -> float: return float(np.interp(step, self.lr_steps, self.lr_values))
+    def lr_at(self,
+              step: int, # 0-based optimizer step
+             ) -> float:
+        "Learning rate of the update taken at `step` (piecewise-linear, constant after the last knot)."
+        return float(np.interp(step, self.lr_steps, self.lr_values))
     def to_dict(self) -> dict[str, Any]:
+        "The fields as a JSON-serialisable dict (tuples as lists)."
         return {**asdict(self), **{k: list(getattr(self, k)) for k in ("checkpoints", "lr_steps", "lr_values", "weight_decays")}}
 
     @classmethod
@@ -75,9 +80,22 @@ class SequentialMNISTZooConfig:
         if unknown := set(d) - set(cls.__dataclass_fields__): raise RNNWSError(f"unknown config field(s): {sorted(unknown)}")
         return cls(**d)
 
-    def manifest(self, build: dict[str, Any]) -> dict[str, Any]: return zoo_manifest(self, build)
-    def train_run(self, run: int) -> RunResult: return train_run(self, run)
-    def train_runs_batched(self, runs: Sequence[int], device=None) -> RunResult: return train_runs_batched(self, runs, device)
+    def manifest(self,
+                 build: dict[str, Any], # how the zoo is computed (see `zoo_manifest`)
+                ) -> dict[str, Any]:
+        "The zoo's manifest for this recipe (`zoo_manifest`)."
+        return zoo_manifest(self, build)
+    def train_run(self,
+                  run: int, # which run (see `train_run`)
+                 ) -> RunResult:
+        "Train one run on the CPU (`train_run`)."
+        return train_run(self, run)
+    def train_runs_batched(self,
+                           runs: Sequence[int], # the runs to train together
+                           device=None, # where to train (default: `get_device()`)
+                          ) -> RunResult:
+        "Train several runs batched on one device (`train_runs_batched`)."
+        return train_runs_batched(self, runs, device)
 
 # %% ../../nbs/14_zoo.sequential_mnist.ipynb #3359d742
 PRESETS: dict[str, SequentialMNISTZooConfig] = {
@@ -88,7 +106,9 @@ PRESETS: dict[str, SequentialMNISTZooConfig] = {
                                      lr_steps=(0, 150, 300), train_loss_images=500, runs_per_shard=4, preset="tiny"),
 }
 
-def get_preset(name: str, **overrides) -> SequentialMNISTZooConfig:
+def get_preset(name: str, # "paper", "small" or "tiny"
+               **overrides, # any `SequentialMNISTZooConfig` field, e.g. `seed=1`
+              ) -> SequentialMNISTZooConfig: # validated
     "A sequential-MNIST preset, optionally with fields replaced."
     if name not in PRESETS: raise RNNWSError(f"unknown preset {name!r}; choose from {', '.join(PRESETS)}")
     return replace(PRESETS[name], **overrides) if overrides else PRESETS[name]
@@ -176,7 +196,9 @@ def _collect(config, runs, ck_w, ck_roll, ck_rows) -> RunResult:
     return RunResult(w, roll, {k: [r[k] for r in rows] for k in rows[0]})
 
 # %% ../../nbs/14_zoo.sequential_mnist.ipynb #10b63551
-def train_run(config: SequentialMNISTZooConfig, run: int) -> RunResult:
+def train_run(config: SequentialMNISTZooConfig, # the recipe
+              run: int, # which run (fixes its angle, its weight decay and its random streams)
+             ) -> RunResult:
     "Train one run with `nn.LSTM` on the CPU (the CPU backend's unit of work)."
     mnist = _mnist(config.source, config.seed)
     (angle,), (wd,) = run_tasks(config, [run])
@@ -200,7 +222,10 @@ def train_run(config: SequentialMNISTZooConfig, run: int) -> RunResult:
         opt.step()
     return _collect(config, [run], ck_w, ck_roll, ck_rows)
 
-def train_runs_batched(config: SequentialMNISTZooConfig, runs: Sequence[int], device=None) -> RunResult:
+def train_runs_batched(config: SequentialMNISTZooConfig, # the recipe
+                       runs: Sequence[int], # the runs to train together
+                       device=None, # where to train (default: `get_device()`)
+                      ) -> RunResult:
     "Train several runs as one stacked computation on `device` (per-run angles and weight decays)."
     device, runs = get_device(device), list(runs)
     mnist = _mnist(config.source, config.seed)
@@ -232,7 +257,9 @@ def train_runs_batched(config: SequentialMNISTZooConfig, runs: Sequence[int], de
     return _collect(config, runs, ck_w, ck_roll, ck_rows)
 
 # %% ../../nbs/14_zoo.sequential_mnist.ipynb #f2b40765
-def zoo_manifest(config: SequentialMNISTZooConfig, build: dict[str, Any]) -> dict[str, Any]:
+def zoo_manifest(config: SequentialMNISTZooConfig, # the recipe
+                 build: dict[str, Any], # how it is computed: {"backend": "cpu"} or {"backend": "batched", "device": ..., ...}
+                ) -> dict[str, Any]:
     "The manifest of a sequential-MNIST zoo, everything but the shard list."
     angles, wds = run_tasks(config)
     tasks = angles.tolist()

@@ -80,19 +80,35 @@ class FormalLanguageZooConfig:
         v = self.family.vocab_size
         return LSTMSpec(input_size=v, hidden_size=self.hidden_size, num_layers=self.num_layers, output_size=v)
 
-    def lr_at(self, step: int) -> float:
+    def lr_at(self,
+              step: int, # 0-based optimizer step
+             ) -> float:
         "Learning rate of the update taken at `step` (piecewise-linear, constant after the last knot)."
         return float(np.interp(step, self.lr_steps, self.lr_values))
 
     def to_dict(self) -> dict[str, Any]:
+        "The fields as a JSON-serialisable dict (tuples as lists)."
         d = asdict(self)
         return {**d, "checkpoints": list(self.checkpoints), "lr_steps": list(self.lr_steps), "lr_values": list(self.lr_values),
                 "family": {**d["family"], "offsets": list(self.family.offsets)}}
 
     # what `build_zoo` calls: the manifest and the two backends (defined below)
-    def manifest(self, build: dict[str, Any]) -> dict[str, Any]: return zoo_manifest(self, build)
-    def train_run(self, run: int) -> RunResult: return train_run(self, run)
-    def train_runs_batched(self, runs: Sequence[int], device=None) -> RunResult: return train_runs_batched(self, runs, device)
+    def manifest(self,
+                 build: dict[str, Any], # how the zoo is computed (see `zoo_manifest`)
+                ) -> dict[str, Any]:
+        "The zoo's manifest for this recipe (`zoo_manifest`)."
+        return zoo_manifest(self, build)
+    def train_run(self,
+                  run: int, # which run (see `train_run`)
+                 ) -> RunResult:
+        "Train one run on the CPU (`train_run`)."
+        return train_run(self, run)
+    def train_runs_batched(self,
+                           runs: Sequence[int], # the runs to train together
+                           device=None, # where to train (default: `get_device()`)
+                          ) -> RunResult:
+        "Train several runs batched on one device (`train_runs_batched`)."
+        return train_runs_batched(self, runs, device)
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> FormalLanguageZooConfig:
@@ -121,15 +137,16 @@ PRESETS: dict[str, FormalLanguageZooConfig] = {
 }
 
 def get_preset(name: str, # "paper", "small" or "tiny"
-               **overrides) -> FormalLanguageZooConfig:
+               **overrides, # any `FormalLanguageZooConfig` field, e.g. `seed=1`
+              ) -> FormalLanguageZooConfig: # validated
     "A preset config, optionally with some fields replaced (e.g. `seed=1`)."
     if name not in PRESETS: raise RNNWSError(f"unknown preset {name!r}; choose from {', '.join(PRESETS)}")
     return replace(PRESETS[name], **overrides) if overrides else PRESETS[name]
 
 # %% ../../nbs/13_zoo.train.ipynb #83890619
 def assign_tasks(n_runs: int, # number of runs
-                 family: FormalLanguageFamily = FORMAL_LANGUAGES,
-                 seed: int = 0,
+                 family: FormalLanguageFamily = FORMAL_LANGUAGES, # the languages (its `tasks`)
+                 seed: int = 0, # seeds the permutation of the tasks
                 ) -> Tensor:
     "Task index (into `family.tasks`) of every run: round-robin over a seeded permutation of all tasks."
     perm = torch.randperm(family.n_tasks, generator=make_generator(seed, "tasks"))
@@ -164,7 +181,7 @@ def _eval_uniforms(config: FormalLanguageZooConfig, runs: Sequence[int], step: i
 @torch.no_grad()
 def sample_autoregressive(step_fn: Callable, # `(x [*M, N, V], state) -> (logits [*M, N, V], state)`
                           u: Tensor, # uniforms `[*M, N, T]`: one per sampled token
-                          family: FormalLanguageFamily = FORMAL_LANGUAGES,
+                          family: FormalLanguageFamily = FORMAL_LANGUAGES, # the languages (vocabulary size and BOS token)
                           keep_log_probs: int = 0, # return log-probabilities of the first this many sequences
                          ) -> tuple[Tensor, Tensor | None]:
     "Sample `N` sequences per model from BOS: tokens `[*M, N, T+1]` (BOS first) and log-probs `[*M, keep, T, V]`."
@@ -312,7 +329,8 @@ def _worker_init():
 ZOO_KINDS = {"formal-languages": "rnn_weightspace.zoo.train:FormalLanguageZooConfig",
              "sequential-mnist": "rnn_weightspace.zoo.sequential_mnist:SequentialMNISTZooConfig"}
 
-def zoo_config_class(kind: str) -> type:
+def zoo_config_class(kind: str, # a zoo kind: "formal-languages" or "sequential-mnist"
+                    ) -> type:
     "The config class of a zoo kind (imported on demand)."
     if kind not in ZOO_KINDS: raise RNNWSError(f"unknown zoo kind {kind!r}; choose from {', '.join(ZOO_KINDS)}")
     mod, cls = ZOO_KINDS[kind].split(":")
