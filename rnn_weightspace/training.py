@@ -367,9 +367,11 @@ def _train(zoo, config, out, device, resume, progress, max_steps, figures, dist:
         if not main: return                                                         # rank 0 writes for everyone
         state = {"step": step, "best": best, "since_best": since_best, "optimizer": opt.state_dict(),
                  "encoder": enc.state_dict() if enc is not None else {}, "emulator": emu.state_dict()}
-        _save_checkpoint(ck_dir / "last.pt", state)
-        if is_best: _save_checkpoint(ck_dir / "best.pt", state)
+        # last.pt is written last: it is the commit point. A run killed before it resumes from the previous last.pt,
+        # keeps only the metrics up to that step, and recomputes (bit-identically) what followed
         _write_metrics(out / "metrics.jsonl", metrics)
+        if is_best: _save_checkpoint(ck_dir / "best.pt", state)
+        _save_checkpoint(ck_dir / "last.pt", state)
 
     def run_eval(step: int) -> bool:
         nonlocal best, since_best

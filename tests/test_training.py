@@ -92,6 +92,35 @@ def test_sigkill_then_resume_equals_uninterrupted(zoos, tmp_path):
     assert evals(tmp_path / "full") == evals(tmp_path / "killed")
 
 
+class _Killed(BaseException):
+    "Stands for a SIGKILL between two file writes (a BaseException, so nothing in `train` catches it)."
+
+
+@pytest.mark.parametrize("kill_after", range(1, 8))
+def test_killed_between_any_two_writes_then_resume_equals_uninterrupted(zoos, tmp_path, monkeypatch, kill_after):
+    "Each checkpoint writes metrics.jsonl, best.pt and last.pt: stop after any one of them, resume, get the uninterrupted run."
+    from rnn_weightspace import training
+    cfg = small("layerwise-stats", steps=9, eval_every=3, log_every=3)
+    full = train(zoos["fl"], cfg, tmp_path / "full", device="cpu", progress=False, figures=False)
+    writes = []
+    def counted(fn):
+        def wrapper(*args, **kwargs):
+            fn(*args, **kwargs)
+            writes.append(Path(args[0]).name)
+            if len(writes) == kill_after: raise _Killed
+        return wrapper
+    with monkeypatch.context() as m:
+        m.setattr(training, "_save_checkpoint", counted(training._save_checkpoint))
+        m.setattr(training, "_write_metrics", counted(training._write_metrics))
+        with pytest.raises(_Killed):
+            train(zoos["fl"], cfg, tmp_path / "killed", device="cpu", progress=False, figures=False)
+    train(zoos["fl"], cfg, tmp_path / "killed", device="cpu", resume=True, progress=False, figures=False)
+    assert_same_state(last_state(full.path), last_state(tmp_path / "killed"))
+    assert evals(full.path) == evals(tmp_path / "killed"), f"killed after {writes}"
+    assert torch.load(full.path / "checkpoints" / "best.pt", weights_only=True)["step"] == \
+           torch.load(tmp_path / "killed" / "checkpoints" / "best.pt", weights_only=True)["step"]
+
+
 def test_nan_stops_and_keeps_last_good_checkpoint(zoos, tmp_path):
     "Weights with NaN in some train checkpoints: the run stops with a message naming the step; last.pt stays good."
     src = zoos["fl"].root
