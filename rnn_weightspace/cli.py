@@ -41,6 +41,11 @@ def _parser() -> argparse.ArgumentParser:
     b.add_argument("--backend", choices=["cpu", "batched"], default=None, help="default: cpu on a CPU, batched on a GPU")
     b.add_argument("--batch-runs", type=int, default=None, help="runs stacked per batched computation (default: all on a GPU)")
     b.add_argument("--seed", type=int, default=None, help="override the config's seed")
+    b.add_argument("--source", choices=["offline", "mnist"], default=None,
+                   help="sequential-mnist digits: mnist = the 60,000 MNIST training digits (the paper's; default of --preset paper), "
+                   "offline = the 10,000 shipped with the package (default of small and tiny; not the paper's data)")
+    b.add_argument("--mnist-dir", type=Path, default=None, help="folder with train-images-idx3-ubyte and train-labels-idx1-ubyte "
+                   "(plain or .gz) for --source mnist (default: $RNNWS_MNIST_DIR, else ~/.cache/rnn_weightspace/mnist)")
     b.add_argument("--resume", action="store_true", help="continue an interrupted build")
     b.add_argument("--no-progress", action="store_true", help="no progress bar")
     b.add_argument("--distributed", action="store_true", help="share the build between the processes torchrun started (required, not just allowed)")
@@ -72,9 +77,11 @@ def _parser() -> argparse.ArgumentParser:
     t.add_argument("--config", type=Path, help="JSON file with a full TrainConfig (replaces --preset)")
     t.add_argument("--device", default=None, help="cpu or cuda (default: cuda if available)")
     for flag, typ, what in (("--steps", int, "optimizer steps"), ("--lr", float, "learning rate"), ("--batch-size", int, "RNN checkpoints per step"),
-                            ("--eval-every", int, "steps between evaluations"), ("--seed", int, "seed"), ("--divergence", str, "emulation loss (tv, reverse_kl, kl, js, ce)"),
-                            ("--size", str, "architecture preset of encoder and emulator (paper, small, tiny)"), ("--augment", str, "auto, none, permutations, symmetries")):
+                            ("--eval-every", int, "steps between evaluations"), ("--seed", int, "seed"), ("--divergence", str, "emulation loss (tv, reverse_kl, kl, reverse_kl_sum, kl_sum, js, ce)"),
+                            ("--size", str, "architecture preset of encoder and emulator (paper, small, tiny)"), ("--augment", str, "auto, none, permutations, symmetries"),
+                            ("--augment-scope", str, "augmentation scope (batch: one symmetry for the batch, as released; model: one per model)")):
         t.add_argument(flag, type=typ, default=None, help=f"override the preset's {what}")
+    t.add_argument("--no-augment-eval", action="store_true", help="evaluate on the models as stored (default: augmented, as released)")
     t.add_argument("--resume", action="store_true", help="continue the run in --out from its last checkpoint")
     t.add_argument("--max-steps", type=int, default=None, help="stop after this many steps (the run stays resumable)")
     t.add_argument("--no-figures", action="store_true", help="do not write figures at the end")
@@ -111,7 +118,19 @@ def _load_config(args):
         except RNNWSError as e: raise RNNWSError(f"{args.config}: {e}") from None
         except (json.JSONDecodeError, UnicodeDecodeError, TypeError, ValueError) as e: raise RNNWSError(f"{args.config}: not a valid config ({e})") from None
     else: cfg = import_module(cls.__module__).get_preset(args.preset)
-    return replace(cfg, seed=args.seed) if args.seed is not None else cfg
+    cfg = replace(cfg, seed=args.seed) if args.seed is not None else cfg
+    return _digits(cfg, args)
+
+def _digits(cfg, args):
+    "Apply `--source` and `--mnist-dir` (the digits of a sequential-MNIST zoo) to the config."
+    if args.source is None and args.mnist_dir is None: return cfg
+    if cfg.kind != "sequential-mnist": raise RNNWSError(f"--source and --mnist-dir choose the digits of sequential-mnist zoos, not {cfg.kind}")
+    source = args.source or cfg.source
+    if args.mnist_dir is not None:
+        if source != "mnist": raise RNNWSError(f"--mnist-dir is for --source mnist; this build reads the 10,000 shipped digits (--source {source})")
+        if not args.mnist_dir.is_dir(): raise RNNWSError(f"--mnist-dir {args.mnist_dir}: no such folder")
+        return replace(cfg, source=source, mnist_dir=str(args.mnist_dir.resolve()))
+    return replace(cfg, source=source, mnist_dir=cfg.mnist_dir if source == "mnist" else None)
 
 def zoo_build(args, # the parsed command line
              ) -> int:
@@ -184,10 +203,10 @@ def encoders_list(args, # the parsed command line
         m = _KIND_MODELS[args.zoo_kind]
         spec, domain, what = LSTMSpec.from_dict(m["model_spec"]), input_domain(m), f"{args.zoo_kind} models"
     print(f"encoders for {what} ({spec.num_layers}x{spec.hidden_size} LSTM, {domain.kind} inputs), size {args.size}:")
-    print(f"  {'encoder':<18} {'family':<14} {'parameters':>11}  invariant to")
+    print(f"  {'encoder':<26} {'':<6} {'family':<14} {'parameters':>11}  invariant to")
     for r in describe_encoders(spec, args.size, domain):
         inv = ", ".join(k.split()[0] + "s" if k == "permutation invariant" else "sign flips" for k in ("permutation invariant", "sign invariant") if r[k]) or "-"
-        print(f"  {r['encoder']:<18} {r['family']:<14} {r['parameters']:>11,}  {inv}")
+        print(f"  {r['encoder']:<26} {'paper' if r['paper'] else 'ours':<6} {r['family']:<14} {r['parameters']:>11,}  {inv}")
     return 0
 
 def _device(name: str | None) -> torch.device:
@@ -201,7 +220,8 @@ def train_cmd(args, # the parsed command line
     "Run `rnnws train`: train an encoder by emulation on a zoo; returns the exit status."
     from rnn_weightspace.training import TrainConfig, train, train_preset
     from rnn_weightspace.zoo.format import Zoo
-    over = {k: getattr(args, k) for k in ("steps", "lr", "batch_size", "eval_every", "seed", "divergence", "size", "augment") if getattr(args, k) is not None}
+    over = {k: getattr(args, k) for k in ("steps", "lr", "batch_size", "eval_every", "seed", "divergence", "size", "augment", "augment_scope") if getattr(args, k) is not None}
+    if args.no_augment_eval: over["augment_eval"] = False
     over["encoder"] = args.encoder
     if args.config is not None:
         try: d = json.loads(args.config.read_text())

@@ -75,7 +75,7 @@ class Emulator(nn.Module):
         return self.readout(y[:, 0]), state
 
 # %% ../nbs/30_emulation.ipynb #932224dc
-DIVERGENCES = ("tv", "reverse_kl", "kl", "js", "ce")
+DIVERGENCES = ("tv", "reverse_kl", "kl", "reverse_kl_sum", "kl_sum", "js", "ce")
 
 def divergence(log_p: Tensor, # the target distributions, as log-probabilities `[..., K]`
                log_q: Tensor, # the predicted distributions, as log-probabilities `[..., K]`
@@ -85,8 +85,12 @@ def divergence(log_p: Tensor, # the target distributions, as log-probabilities `
     log_p, log_q = log_p.float() if log_p.dtype in (torch.float16, torch.bfloat16) else log_p, log_q
     p, q = log_p.exp(), log_q.exp()
     if kind == "tv": return 0.5 * (p - q).abs().sum(-1)
-    if kind == "kl": return (p * (log_p - log_q)).sum(-1)
-    if kind == "reverse_kl": return (q * (log_q - log_p)).sum(-1)
+    if kind in ("kl", "kl_sum"):
+        d = p * (log_p - log_q)                                                   # [..., K]
+        return d.sum(-1) if kind == "kl_sum" else d.mean(-1)
+    if kind in ("reverse_kl", "reverse_kl_sum"):
+        d = q * (log_q - log_p)                                                   # [..., K]
+        return d.sum(-1) if kind == "reverse_kl_sum" else d.mean(-1)
     if kind == "ce": return -(p * log_q).sum(-1)
     if kind == "js":
         log_m = torch.logaddexp(log_p, log_q) - torch.log(torch.tensor(2.0, dtype=log_q.dtype, device=log_q.device))
@@ -112,9 +116,9 @@ def emulation_loss(encoder: WeightEncoder | None, # None: the weight-blind basel
                    reduction: str = "mean", # "mean": one number; "none": the loss of every checkpoint `[B]`
                   ) -> Tensor:
     "The divergence between the RNNs' stored distributions and the emulator's predictions, averaged over positions and rollouts."
-    x = rollout_inputs(batch, domain)                                           # [B, n, T, in]
+    x = rollout_inputs(batch, domain).to(next(emulator.parameters()).dtype)     # [B, n, T, in], in the emulator's dtype
     B, n, T, _ = x.shape
-    log_p = batch["log_probs"]                                                  # [B, n, T, out]
+    log_p = batch["log_probs"].float().log_softmax(-1)                          # [B, n, T, out], renormalised (stored in fp16)
     z = encoder(batch["weights"]).repeat_interleave(n, 0) if encoder is not None else None   # [B*n, Z]
     log_q = emulator(z, x.reshape(B * n, T, -1)).log_softmax(-1)                # [B*n, T, out]
     d = divergence(log_p.reshape(B * n, T, -1), log_q, kind)                    # [B*n, T]

@@ -28,15 +28,18 @@ from .core import (RNNWSError, atomic_write, atomic_write_bytes, atomic_write_js
 from .distributed import DistInfo, all_gather_objects, all_mean, barrier, broadcast_object, process_group, shard, unshard
 from .emulation import DIVERGENCES, Emulator, emulation_loss
 from .encoders.base import ENCODERS, InputDomain, WeightEncoder, input_domain, make_encoder
+from .lstm import LSTMSpec
 from .symmetry import HiddenSymmetry
 from .zoo.format import Zoo, ZooDataset
 
 # %% auto #0
-__all__ = ['AUGMENTATIONS', 'TRAIN_PRESETS', 'TrainConfig', 'train_preset', 'build_models', 'batch_indices', 'augmentation',
-           'bootstrap_ci', 'evaluate', 'Run', 'train', 'save_embeddings', 'load_embeddings', 'save_figures']
+__all__ = ['AUGMENTATIONS', 'AUGMENT_SCOPES', 'TRAIN_PRESETS', 'TrainConfig', 'train_preset', 'build_models', 'batch_indices',
+           'augmentation', 'step_symmetry', 'bootstrap_ci', 'evaluate', 'Run', 'train', 'save_embeddings',
+           'load_embeddings', 'save_figures']
 
 # %% ../nbs/31_training.ipynb #ed4650a9
 AUGMENTATIONS = ("auto", "none", "permutations", "symmetries")
+AUGMENT_SCOPES = ("batch", "model")  # one random symmetry shared by the batch (released), or one per model
 
 @dataclass
 class TrainConfig:
@@ -56,6 +59,8 @@ class TrainConfig:
     divergence: str = "tv"  # the emulation loss (`emulation.DIVERGENCES`)
     augment: str = "auto"  # "auto": random permutations for encoders that are not permutation invariant (the paper);
                            # "symmetries": permutations and sign flips wherever the encoder is not invariant; "none"
+    augment_scope: str = "batch"  # "batch": one symmetry per layer shared by the whole batch (released); "model": one per model
+    augment_eval: bool = True  # also transform the models in evaluations (as released): one fixed symmetry per checkpoint
     eval_every: int = 1000  # steps between evaluations on val and OOD (and checkpoints)
     eval_models: int | None = None  # evaluate on at most this many checkpoints per split (evenly spaced); None: all
     eval_rollouts: int = 1  # stored rollouts per checkpoint in evaluations (the first ones)
@@ -83,6 +88,8 @@ class TrainConfig:
         if self.clip is not None and (not isinstance(self.clip, (int, float)) or self.clip <= 0): raise bad("clip", f"must be positive or None, got {self.clip!r}")
         if self.divergence not in DIVERGENCES: raise bad("divergence", f"is {self.divergence!r}; choose from {DIVERGENCES}")
         if self.augment not in AUGMENTATIONS: raise bad("augment", f"is {self.augment!r}; choose from {AUGMENTATIONS}")
+        if self.augment_scope not in AUGMENT_SCOPES: raise bad("augment_scope", f"is {self.augment_scope!r}; choose from {AUGMENT_SCOPES}")
+        if not isinstance(self.augment_eval, bool): raise bad("augment_eval", f"must be True or False, got {self.augment_eval!r}")
         if self.size not in ("paper", "small", "tiny"): raise bad("size", f"is {self.size!r}; choose from paper, small, tiny")
         for f in ("encoder_kwargs", "emulator_kwargs"):
             if not isinstance(getattr(self, f), dict): raise bad(f, "must be a dict")
@@ -148,6 +155,17 @@ def augmentation(config: TrainConfig, # the run's config (its `augment`)
     if config.augment == "permutations": return True, False
     return not encoder.permutation_invariant, not encoder.sign_invariant
 
+def step_symmetry(config: TrainConfig, # the run's config (`augment_scope`, `batch_size`, `seed`)
+                  spec: LSTMSpec, # the zoo's architecture
+                  step: int, # 0-based optimizer step
+                  signs: bool = False, # also draw sign flips
+                  device: str | torch.device = "cpu", # where the permutations live
+                 ) -> HiddenSymmetry:
+    "The random symmetry of step `step`: batch shape `()` (shared by the batch) or `(batch_size,)` (one per model)."
+    g = make_generator(config.seed, "augment", step)
+    shape = () if config.augment_scope == "batch" else (config.batch_size,)
+    return HiddenSymmetry.random(spec, shape, generator=g, signs=signs, device=device)
+
 # %% ../nbs/31_training.ipynb #ab240d6b
 def bootstrap_ci(values: np.ndarray | list, # one value per unit (checkpoint, seed, ...)
                  level: float = 0.95, # the interval's coverage
@@ -172,7 +190,7 @@ def _to(batch: dict, device: torch.device) -> dict:
 def evaluate(encoder: WeightEncoder | None, # the trained encoder (None with a weight-blind emulator)
              emulator: Emulator, # the trained emulator
              view: Zoo, # the checkpoints to evaluate (e.g. `zoo.split("val")`)
-             config: TrainConfig, # its `eval_models`, `eval_rollouts`, `batch_size`, `divergence` and `seed` (of the CI)
+             config: TrainConfig, # its `eval_models`, `eval_rollouts`, `batch_size`, `divergence`, `augment*` and `seed`
              device: str | torch.device = "cpu", # where the models run
              dist: DistInfo | None = None, # under torchrun: each rank evaluates its share of the checkpoints, all get every loss
             ) -> dict[str, Any]:
@@ -184,8 +202,16 @@ def evaluate(encoder: WeightEncoder | None, # the trained encoder (None with a w
     ds = ZooDataset(view, n_rollouts=config.eval_rollouts, targets=[], random_rollouts=False)
     rows, losses = _eval_rows(len(ds), config.eval_models), []
     mine = np.asarray(shard(list(rows), dist), dtype=np.int64) if dist is not None and dist.distributed else rows
+    perms, signs = augmentation(config, encoder) if config.augment_eval else (False, False)
+    if perms or signs:                                             # one fixed symmetry per checkpoint, the same at every evaluation
+        sym = HiddenSymmetry.random(view.spec, (len(ds),), generator=make_generator(config.seed, "eval-augment", len(ds)),
+                                    signs=signs, device=device)
     for i in range(0, len(mine), config.batch_size):
-        b = _to(ds.batch(mine[i:i + config.batch_size]), device)
+        idx = mine[i:i + config.batch_size]
+        b = _to(ds.batch(idx), device)
+        if perms or signs:
+            j = torch.as_tensor(idx, device=device)
+            b["weights"] = HiddenSymmetry([p[j] for p in sym.perms], [s[j] for s in sym.signs]).apply(b["weights"])
         losses.append(emulation_loss(encoder, emulator, b, domain, config.divergence, reduction="none").cpu())   # [b]
     for m, mode in zip(modules, modes): m.train(mode)
     per = torch.cat(losses).double().numpy() if losses else np.zeros(0)
@@ -396,9 +422,8 @@ def _train(zoo, config, out, device, resume, progress, max_steps, figures, dist:
         ds.set_epoch(step)                                                          # which stored rollouts
         b = _to(ds.batch(batch_indices(len(ds), config.batch_size, config.seed, step)[mine]), device)
         if perms or signs:
-            g = make_generator(config.seed, "augment", step)                        # drawn for the whole batch, then shared out
-            sym = HiddenSymmetry.random(zoo.spec, (config.batch_size,), generator=g, signs=signs, device=device)
-            if dist.distributed: sym = HiddenSymmetry([p[mine] for p in sym.perms], [s[mine] for s in sym.signs])
+            sym = step_symmetry(config, zoo.spec, step, signs, device)               # drawn for the whole batch, then shared out
+            if dist.distributed and sym.batch_shape: sym = HiddenSymmetry([p[mine] for p in sym.perms], [s[mine] for s in sym.signs])
             b["weights"] = sym.apply(b["weights"])
         with autocast: loss = emulation_loss(enc_p, emu_p, b, domain, config.divergence)
         value = all_mean(loss.item()) if dist.distributed else loss.item()         # the loss of the whole batch

@@ -6,11 +6,13 @@ import torch.nn.functional as F
 
 from rnn_weightspace.core import RNNWSError
 from rnn_weightspace.encoders.base import InputDomain, invariance_error, make_encoder
-from rnn_weightspace.encoders.probing import (InteractiveProbingEncoder, OutputReader, ProbeGenerator, ProbingEncoder,
-                                              ResidualLSTM, StaticProbingEncoder)
+from rnn_weightspace.encoders.probing import (InteractiveLogProbProbingEncoder, InteractiveProbingEncoder, OutputReader,
+                                              ProbeGenerator, ProbingEncoder, ResidualLSTM, StaticLogProbProbingEncoder,
+                                              StaticProbingEncoder)
 from rnn_weightspace.lstm import LSTMSpec, LSTMWeights, lstm_step
 
-ENCODERS = [StaticProbingEncoder, InteractiveProbingEncoder]
+ENCODERS = [StaticProbingEncoder, InteractiveProbingEncoder]   # the paper's
+VARIANTS = [StaticLogProbProbingEncoder, InteractiveLogProbProbingEncoder]   # ours
 CASES = {  # name: (spec, domain)
     "fl": (LSTMSpec(6, 32, 2, 6), InputDomain.tokens(6)),
     "mnist": (LSTMSpec(16, 32, 2, 10), InputDomain.continuous(16, -0.4242, 2.8215)),
@@ -152,15 +154,29 @@ def test_straight_through(cls):
 
 
 def test_output_transform():
+    "The paper's encoders read raw outputs (a shift of the logits is seen); the -logprob variants read log-probabilities."
     spec, domain = CASES["fl"]
     w = weights("fl", (3,), dtype=torch.float64)
     shifted = LSTMWeights(w.weight_ih, w.weight_hh, w.bias_ih, w.bias_hh, w.weight_out, w.bias_out + 2.5)
-    for cls in ENCODERS:
-        enc = build(cls, "fl", dtype=torch.float64)  # log_softmax: a constant shift of the logits is invisible
+    for cls, variant in zip(ENCODERS, VARIANTS):
+        enc = build(cls, "fl", dtype=torch.float64)                  # released: "identity"
+        assert enc.reader.output_transform == "identity" and (enc(w) - enc(shifted)).abs().max() > 1e-6
+        enc = build(variant, "fl", dtype=torch.float64)              # log_softmax: a constant shift is invisible
+        assert enc.reader.output_transform == "log_softmax"
         torch.testing.assert_close(enc(w), enc(shifted), atol=1e-10, rtol=1e-10)
-        enc = build(cls, "fl", dtype=torch.float64, output_transform="identity")
-        assert (enc(w) - enc(shifted)).abs().max() > 1e-6
+        enc = build(cls, "fl", dtype=torch.float64, output_transform="log_softmax")   # or as an argument
+        torch.testing.assert_close(enc(w), enc(shifted), atol=1e-10, rtol=1e-10)
     with pytest.raises(RNNWSError, match="output_transform"): build(StaticProbingEncoder, "fl", output_transform="softmax")
+
+
+@pytest.mark.parametrize("cls", ENCODERS + VARIANTS)
+def test_probe_box(cls):
+    "Continuous probes lie in [0, 1] for the paper's encoders (as released), in the domain's box for the variants."
+    enc = build(cls, "mnist")
+    _, x, _ = enc.probe(weights("mnist", (2,)))
+    lo, hi = (0.0, 1.0) if cls in ENCODERS else (-0.4242, 2.8215)
+    assert x.min() >= lo and x.max() <= hi
+    assert enc.probe_generator.probe_box == ("unit" if cls in ENCODERS else "domain")
 
 
 @pytest.mark.parametrize("cls", ENCODERS)

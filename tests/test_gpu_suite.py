@@ -27,5 +27,5 @@ def test_gpu_suite_smoke_on_cpu(tmp_path):
     assert zoo["formal-languages"]["batched"]["models_per_min"] > 0 and zoo["formal-languages"]["paper_zoo_gpu_hours_loop"] > 0
     assert zoo["sequential-mnist"]["paper_zoo_gpu_hours_batched"] > 0
     rows = res["parts"]["encoders"]["result"]["rows"]
-    assert len(rows) == 2 * 7 and all("error" not in r and r["step"] > 0 for r in rows)
+    assert len(rows) == 2 * 11 and all("error" not in r and r["step"] > 0 for r in rows)
     assert "| part | case | result | status |" in proc.stdout

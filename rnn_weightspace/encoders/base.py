@@ -20,8 +20,8 @@ from ..lstm import LSTMSpec, LSTMWeights
 from ..symmetry import HiddenSymmetry
 
 # %% auto #0
-__all__ = ['ENCODERS', 'InputDomain', 'input_domain', 'WeightEncoder', 'invariance_error', 'mlp', 'register_encoder',
-           'encoder_class', 'make_encoder', 'describe_encoders']
+__all__ = ['ENCODERS', 'PAPER_ENCODERS', 'InputDomain', 'input_domain', 'WeightEncoder', 'invariance_error', 'mlp',
+           'register_encoder', 'encoder_class', 'make_encoder', 'describe_encoders']
 
 # %% ../../nbs/20_encoders.base.ipynb #1a2560d7
 @dataclass(frozen=True)
@@ -140,13 +140,20 @@ def mlp(sizes: list[int], # layer widths, input first: `[in, hidden..., out]`
 
 # %% ../../nbs/20_encoders.base.ipynb #4dda5068
 ENCODERS: dict[str, str | type[WeightEncoder]] = {
+    # the paper's six encoders, each the authors' released configuration
     "layerwise-stats": "rnn_weightspace.encoders.stats:LayerwiseStatsEncoder",
     "flat": "rnn_weightspace.encoders.flat:FlatEncoder",
     "param-transformer": "rnn_weightspace.encoders.transformer:ParameterTransformerEncoder",
     "dws": "rnn_weightspace.encoders.dws:DWSEncoder",
     "probe-static": "rnn_weightspace.encoders.probing:StaticProbingEncoder",
     "probe-interactive": "rnn_weightspace.encoders.probing:InteractiveProbingEncoder",
+    # the project's variants, beyond the paper
+    "layerwise-stats-gates": "rnn_weightspace.encoders.stats:GateStatsEncoder",
+    "dws-full": "rnn_weightspace.encoders.dws:DWSFullEncoder",
+    "probe-static-logprob": "rnn_weightspace.encoders.probing:StaticLogProbProbingEncoder",
+    "probe-interactive-logprob": "rnn_weightspace.encoders.probing:InteractiveLogProbProbingEncoder",
 }
+PAPER_ENCODERS = ("layerwise-stats", "flat", "param-transformer", "dws", "probe-static", "probe-interactive")  # Table 2's rows
 
 def register_encoder(name: str, # the name configs and the CLI use
                      cls: type[WeightEncoder], # a `WeightEncoder` subclass
@@ -186,10 +193,10 @@ def describe_encoders(models, # a `Zoo` or an `LSTMSpec`
                       size: str = "paper", # the architecture preset
                       domain: InputDomain | None = None, # needed by probing encoders when `models` is a spec
                      ) -> list[dict]:
-    "One row per registered encoder: name, family, parameters, and the symmetries it is invariant to."
+    "One row per registered encoder: name, whether it is the paper's, family, parameters, and the symmetries it is invariant to."
     rows = []
     for name in ENCODERS:
         enc = make_encoder(name, models, size=size, domain=domain)
-        rows.append({"encoder": name, "family": enc.family, "parameters": enc.n_params,
+        rows.append({"encoder": name, "paper": name in PAPER_ENCODERS, "family": enc.family, "parameters": enc.n_params,
                      "permutation invariant": enc.permutation_invariant, "sign invariant": enc.sign_invariant})
     return rows

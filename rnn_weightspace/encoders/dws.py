@@ -1,4 +1,4 @@
-"""The DWS/NFN encoder adapted to LSTMs: the gates become channels, one permutation per layer acts on the hidden units, and every layer is a full basis of the linear maps that commute with those permutations. Mean pooling over the hidden axes makes the embedding exactly invariant to hidden-unit permutations.
+"""The DWS/NFN encoder adapted to LSTMs: the gates become channels and one permutation per layer acts on the hidden units. `"dws"` is the authors' released encoder, layer for layer; `"dws-full"` goes beyond the paper with the full basis of equivariant maps and a pooling that keeps the input and output positions. Both embeddings are exactly invariant to hidden-unit permutations.
 
 Docs: https://rnn-weightspace.github.io/rnn_weightspace/encoders.dws.html.md"""
 
@@ -19,7 +19,7 @@ from .base import InputDomain, WeightEncoder, mlp
 from ..lstm import LSTMSpec, LSTMWeights
 
 # %% auto #0
-__all__ = ['DWSFeatures', 'lstm_to_features', 'DWSLayer', 'dws_pool', 'DWSEncoder']
+__all__ = ['DWSFeatures', 'lstm_to_features', 'NPLSTMLayer', 'np_pool', 'DWSEncoder', 'DWSLayer', 'dws_pool', 'DWSFullEncoder']
 
 # %% ../../nbs/24_encoders.dws.ipynb #65f03c67
 @dataclass(eq=False)
@@ -77,6 +77,153 @@ def lstm_to_features(w: LSTMWeights, # the models, any batch shape `B` (flattene
                        [gates(t) for t in w.bias_ih], [gates(t) for t in w.bias_hh],
                        w.weight_out[..., None].expand(M, -1, -1, 4),   # [M, O, H, 4]
                        w.bias_out[..., None].expand(M, -1, 4))         # [M, O, 4]
+
+# %% ../../nbs/24_encoders.dws.ipynb #824a21df
+def _np_terms(L: int) -> dict[str, list[tuple[str, int]]]:
+    "The maps of the released `NPLinearLSTM` layer: per output tensor, `(term, input size in units of C_in)`."
+    G = 4 * L + 2                                                              # the global vector: one mean per tensor
+    t = {}
+    for l in range(L + 1):                                                     # l = L: the readout, the last "i2h" layer
+        w, b = (f"wi{l}", f"bi{l}") if l < L else ("wo", "bo")
+        rows = 6 if l < L else 2
+        t[w] = [("self", 1), ("glob", G), ("cols", 1 if l == 0 else 6), ("rows", rows)]
+        t[b] = [("rows", rows), ("glob", G)]
+    for l in range(L):
+        rows = 4 if l < L - 1 else 3                                           # the top layer lacks the readout's row means
+        t[f"wh{l}"] = [("self", 1), ("glob", G), ("cols", 5), ("rows", rows)]
+        t[f"bh{l}"] = [("rows", rows), ("glob", G)]
+    return t
+
+# %% ../../nbs/24_encoders.dws.ipynb #aaed135e
+class NPLSTMLayer(nn.Module):
+    "The paper's equivariant layer (the authors' `NPLinearLSTM`) on `DWSFeatures`: C_in -> C_out channels."
+    def __init__(self, spec: LSTMSpec, # the models whose weights the features describe
+                 c_in: int, # input channels (4 for the first layer: the gates)
+                 c_out: int, # output channels
+                 io_embeddings: bool = True, # add learned position embeddings to the IN and OUT positions first
+                ):
+        super().__init__()
+        self.spec, self.c_in, self.c_out = spec, c_in, c_out
+        self.weight, self.bias = nn.ParameterDict(), nn.ParameterDict()         # one channel map and one bias per term
+        for out, terms in _np_terms(spec.num_layers).items():
+            bound = math.sqrt(1 / (c_in * sum(k for _, k in terms)))           # the terms of one output are summed
+            for term, k in terms:
+                self.weight[f"{out}_{term}"] = nn.Parameter(torch.empty(k * c_in, c_out).uniform_(-bound, bound))
+                self.bias[f"{out}_{term}"] = nn.Parameter(torch.empty(c_out).uniform_(-bound, bound))
+        self.io_embeddings = io_embeddings
+        if io_embeddings:                                                      # channels last, standard normal
+            self.embed_in = nn.Parameter(torch.randn(spec.input_size, c_in))  # added to the IN columns of W_i^0
+            self.embed_wo = nn.Parameter(torch.randn(spec.output_size, c_in)) # to the OUT rows of W_o
+            self.embed_bo = nn.Parameter(torch.randn(spec.output_size, c_in)) # to b_o
+
+    def extra_repr(self) -> str: return f"{self.c_in} -> {self.c_out}, spec={self.spec}, io_embeddings={self.io_embeddings}"
+
+    def _mix(self, names: list[str], t: Tensor) -> dict[str, Tensor]:
+        "The channel maps `names` applied to the same `t` `[M, ..., K]` in one GEMM: each `[M, ..., C_out]`, no bias."
+        A = torch.cat([self.weight[n] for n in names], 1)                      # [K, len(names) * C_out]
+        return dict(zip(names, (t @ A).split(self.c_out, -1)))
+
+    def forward(self,
+                x: DWSFeatures, # `C_in` channels in every tensor
+                pool: bool = False, # return only the mean of every output tensor (the encoder's pooling), not the outputs
+               ) -> DWSFeatures | Tensor: # `C_out` channels in every tensor; with `pool`, `[M, (4L+2) C_out]`
+        "The equivariant linear map; with `pool`, the means of its outputs over their non-channel axes, in the released order."
+        L = x.num_layers
+        if L != self.spec.num_layers or x.channels != self.c_in:
+            raise RNNWSError(f"NPLSTMLayer was built for {self.spec} with {self.c_in} channels, got {x!r}")
+        wi, wh, bi, bh = list(x.wi), list(x.wh), list(x.bi), list(x.bh)
+        wo, bo = x.wo, x.bo
+        if self.io_embeddings:
+            wi[0] = wi[0] + self.embed_in                                      # [M, H, I, C] + [I, C]
+            wo = wo + self.embed_wo[:, None]                                   # [M, O, H, C] + [O, 1, C]
+            bo = bo + self.embed_bo                                            # [M, O, C] + [O, C]
+        wi, bi = wi + [wo], bi + [bo]                                          # the readout is the last "i2h" layer, l = L
+        # the released names: a "row mean" (mean over the rows) is indexed by the columns, a "column mean" by the rows
+        mean = lambda t, d: t.sum(d).mul_(1 / t.shape[d])                      # backward: a broadcast view
+        ri, ci = [mean(t, 1) for t in wi], [mean(t, 2) for t in wi]            # [M, in_l, C], [M, H (O for l = L), C]
+        rh, ch = [mean(t, 1) for t in wh], [mean(t, 2) for t in wh]            # [M, H, C] each
+        # the global vector: the mean of every weight, then of every bias, each in the order i2h, h2h by layer, readout
+        w_means = [m for l in range(L) for m in (ri[l].mean(1), rh[l].mean(1))] + [ri[L].mean(1)]  # [M, C] each
+        b_means = [m for l in range(L) for m in (bi[l].mean(1), bh[l].mean(1))] + [bi[L].mean(1)]
+        G = torch.cat(w_means + b_means, -1)                                   # [M, (4L+2) C]
+        # the pooled vectors each broadcast term reads, exactly the released lists (concatenated along channels)
+        cat = lambda ts: torch.cat(ts, -1)
+        i_cols = [ri[0]] + [cat([ri[l], ci[l - 1], bi[l - 1], ch[l - 1], bh[l - 1], rh[l - 1]]) for l in range(1, L + 1)]
+        i_rows = [cat([ci[l], bi[l], ch[l], bh[l], rh[l], ri[l + 1]]) for l in range(L)] + [cat([ci[L], bi[L]])]
+        h_cols = [cat([rh[l], ch[l], bh[l], ci[l], bi[l]]) for l in range(L)]                             # [M, H, 5C]
+        h_rows = [cat([ch[l], bh[l], rh[l]] + ([ri[l + 1]] if l < L - 1 else [])) for l in range(L)]       # [M, H, 4C | 3C]
+        # every map of a pooled vector, batched by input: [M, C_out] (glob), [M, cols, C_out] or [M, rows, C_out]
+        names_w = [f"wi{l}" for l in range(L)] + ["wo"]
+        names_b = [f"bi{l}" for l in range(L)] + ["bo"]
+        h = self._mix([n for n in self.weight if n.endswith("_glob")], G)
+        for l in range(L + 1):
+            h |= self._mix([f"{names_w[l]}_cols"], i_cols[l]) | self._mix([f"{names_w[l]}_rows", f"{names_b[l]}_rows"], i_rows[l])
+        for l in range(L):
+            h |= self._mix([f"wh{l}_cols"], h_cols[l]) | self._mix([f"wh{l}_rows", f"bh{l}_rows"], h_rows[l])
+        # the global term and the biases of all the terms of an output, summed: [M, 1, C_out]
+        const = {out: (h[f"{out}_glob"] + sum(self.bias[f"{out}_{t}"] for t, _ in terms))[:, None]
+                 for out, terms in _np_terms(L).items()}
+        if pool:                                                               # a mean of a map is the map of the mean
+            def pooled(out, W_mean):
+                z = const[out][:, 0] + h[f"{out}_rows"].mean(1)                # [M, C_out]
+                if W_mean is not None: z = z + W_mean @ self.weight[f"{out}_self"] + h[f"{out}_cols"].mean(1)
+                return z
+            parts = []
+            for l in range(L):
+                parts += [pooled(f"wi{l}", w_means[2 * l]), pooled(f"wh{l}", w_means[2 * l + 1]),
+                          pooled(f"bi{l}", None), pooled(f"bh{l}", None)]
+            return torch.cat(parts + [pooled("wo", w_means[-1]), pooled("bo", None)], -1)  # [M, (4L+2) C_out]
+        def weight_out(out, W):
+            "`W A + (rows term) 1^T + 1 (cols term)^T + constant`, the broadcasts summed in place into the GEMM's output."
+            row = h[f"{out}_rows"] + const[out]                                # [M, rows, C_out]
+            return (W @ self.weight[f"{out}_self"]).add_(row[:, :, None]).add_(h[f"{out}_cols"][:, None])
+        new_wi = [weight_out(f"wi{l}", wi[l]) for l in range(L)]               # [M, H, in_l, C_out]
+        new_wh = [weight_out(f"wh{l}", wh[l]) for l in range(L)]               # [M, H, H, C_out]
+        new_bi = [h[f"bi{l}_rows"] + const[f"bi{l}"] for l in range(L)]        # [M, H, C_out]
+        new_bh = [h[f"bh{l}_rows"] + const[f"bh{l}"] for l in range(L)]        # [M, H, C_out]
+        new_wo = weight_out("wo", wo)                                          # [M, O, H, C_out]
+        new_bo = h["bo_rows"] + const["bo"]                                    # [M, O, C_out]
+        return DWSFeatures(new_wi, new_wh, new_bi, new_bh, new_wo, new_bo)
+
+# %% ../../nbs/24_encoders.dws.ipynb #de2fac54
+def np_pool(x: DWSFeatures, # the output of the last layer
+           ) -> Tensor:
+    "The released invariant pooling `[M, (4L+2) C]`: the mean of every tensor over all its non-channel axes, released order."
+    L = x.num_layers
+    order = [t for l in range(L) for t in (x.wi[l], x.wh[l], x.bi[l], x.bh[l])] + [x.wo, x.bo]
+    return torch.cat([t.flatten(1, -2).mean(1) for t in order], -1)           # [M, C] each, channel blocks
+
+# %% ../../nbs/24_encoders.dws.ipynb #bfb812cc
+class DWSEncoder(WeightEncoder):
+    "The paper's DWS encoder (the authors' `NFLSTMParameterEncoder`): `NPLSTMLayer`s, the mean of every tensor, an MLP."
+    name: ClassVar[str] = "dws"
+    permutation_invariant: ClassVar[bool] = True
+    sign_invariant: ClassVar[bool] = False
+    sizes: ClassVar[dict] = {"paper": dict(channels=48, n_layers=4, mlp_hidden=128),
+                             "small": dict(channels=12, n_layers=3, mlp_hidden=64),
+                             "tiny": dict(channels=4, n_layers=2, mlp_hidden=32)}
+
+    def __init__(self, spec: LSTMSpec, # the models this encoder accepts
+                 domain: InputDomain | None = None, # ignored: a mechanistic encoder reads only the weights
+                 embedding_size: int = 16, # Z, the size of the embedding
+                 channels: int = 48, # channels of every equivariant layer
+                 n_layers: int = 4, # number of equivariant layers
+                 mlp_hidden: int = 128, # hidden width of the MLP after the pooling
+                 io_embeddings: bool = True, # learned IN/OUT position embeddings in every layer (as released)
+                ):
+        super().__init__(spec, embedding_size)
+        if n_layers < 1: raise RNNWSError(f"DWSEncoder needs at least one equivariant layer, got n_layers={n_layers}")
+        widths = [4] + [channels] * n_layers
+        self.layers = nn.ModuleList(NPLSTMLayer(spec, a, b, io_embeddings) for a, b in zip(widths[:-1], widths[1:]))
+        self.head = mlp([channels * (4 * spec.num_layers + 2), mlp_hidden, embedding_size])
+
+    def encode(self,
+               w: LSTMWeights, # a flat batch of `M` models (batch shape `(M,)`)
+              ) -> Tensor:
+        "Embeddings `[M, Z]` of a flat batch of `M` models."
+        x = lstm_to_features(w)                                                # [M, ..., 4] per tensor
+        for layer in self.layers[:-1]: x = layer(x).map(torch.relu_)           # [M, ..., C]; in place: the outputs are new
+        return self.head(self.layers[-1](x, pool=True))                        # [M, (4L+2) C] -> [M, Z]
 
 # %% ../../nbs/24_encoders.dws.ipynb #87497960
 def _terms(L: int) -> dict[str, list[tuple[str, int]]]:
@@ -207,9 +354,9 @@ def dws_pool(x: DWSFeatures, # the output of the last DWS layer
     return torch.cat(parts, 1)
 
 # %% ../../nbs/24_encoders.dws.ipynb #bd1ee19e
-class DWSEncoder(WeightEncoder):
-    "DWS/NFN encoder: equivariant layers on the LSTM weight space, pooled over the hidden axes, then an MLP."
-    name: ClassVar[str] = "dws"
+class DWSFullEncoder(WeightEncoder):
+    "Beyond the paper: full-basis `DWSLayer`s, pooled over the hidden axes only (IN/OUT positions kept), then an MLP."
+    name: ClassVar[str] = "dws-full"
     permutation_invariant: ClassVar[bool] = True
     sign_invariant: ClassVar[bool] = False
     sizes: ClassVar[dict] = {"paper": dict(channels=38, n_layers=4, mlp_hidden=128),
@@ -225,7 +372,7 @@ class DWSEncoder(WeightEncoder):
                  io_embeddings: bool = True, # learned IN/OUT position embeddings in every layer
                 ):
         super().__init__(spec, embedding_size)
-        if n_layers < 1: raise RNNWSError(f"DWSEncoder needs at least one DWS layer, got n_layers={n_layers}")
+        if n_layers < 1: raise RNNWSError(f"DWSFullEncoder needs at least one DWS layer, got n_layers={n_layers}")
         widths = [4] + [channels] * n_layers
         self.layers = nn.ModuleList(DWSLayer(spec, a, b, io_embeddings) for a, b in zip(widths[:-1], widths[1:]))
         L, I, O = spec.num_layers, spec.input_size, spec.output_size

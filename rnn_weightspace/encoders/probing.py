@@ -21,8 +21,9 @@ from .base import InputDomain, WeightEncoder, mlp
 from ..lstm import LSTMSpec, LSTMWeights, lstm_forward, lstm_step
 
 # %% auto #0
-__all__ = ['OUTPUT_TRANSFORMS', 'StepFn', 'ResidualLSTM', 'ProbeGenerator', 'OutputReader', 'ProbingEncoder',
-           'StaticProbingEncoder', 'InteractiveProbingEncoder']
+__all__ = ['PROBE_BOXES', 'OUTPUT_TRANSFORMS', 'StepFn', 'ResidualLSTM', 'ProbeGenerator', 'OutputReader', 'ProbingEncoder',
+           'StaticProbingEncoder', 'InteractiveProbingEncoder', 'StaticLogProbProbingEncoder',
+           'InteractiveLogProbProbingEncoder']
 
 # %% ../../nbs/25_encoders.probing.ipynb #edf104f2
 class ResidualLSTM(nn.Module):
@@ -46,6 +47,8 @@ class ResidualLSTM(nn.Module):
         return x, new
 
 # %% ../../nbs/25_encoders.probing.ipynb #c08a2843
+PROBE_BOXES = ("unit", "domain")  # where continuous probes lie: [0, 1] (released encoder) or the domain's [low, high]
+
 class ProbeGenerator(nn.Module):
     "E_I: vectors `[..., hidden_size]` -> `n_probes` probe inputs `[..., n_probes, input_size]` in the models' input domain."
     def __init__(self, domain: InputDomain, # what the probed models read
@@ -53,24 +56,29 @@ class ProbeGenerator(nn.Module):
                  probe_hidden: int = 128, # width of each probe's hidden layer
                  n_probes: int = 1, # parallel probe sequences
                  straight_through: bool = False, # tokens only: send hard one-hot probes, backpropagate through the softmax
+                 probe_box: str = "unit", # continuous only: "unit" probes in [0, 1] (released), "domain" in [low, high]
                 ):
         super().__init__()
         if straight_through and domain.kind != "tokens":
             raise RNNWSError("straight_through=True needs a token input domain; continuous probes are not one-hot")
+        if probe_box not in PROBE_BOXES: raise RNNWSError(f"probe_box must be one of {PROBE_BOXES}, got {probe_box!r}")
         self.domain, self.n_probes, self.probe_hidden, self.straight_through = domain, n_probes, probe_hidden, straight_through
+        self.low, self.high = (domain.low, domain.high) if probe_box == "domain" else (0.0, 1.0)
+        self.probe_box = probe_box
         self.up = nn.Sequential(nn.Linear(hidden_size, probe_hidden * n_probes), nn.ReLU())
         self.decoder = mlp([probe_hidden, probe_hidden, domain.size])
 
     def forward(self, s: Tensor, # `[..., hidden_size]`
                ) -> Tensor:
-        "Probes `[..., n_probes, input_size]`: distributions over tokens, or points of `[low, high]^input_size`."
+        "Probes `[..., n_probes, input_size]`: distributions over tokens, or points of the box `[low, high]^input_size`."
         a = self.up(s).unflatten(-1, (self.n_probes, self.probe_hidden))    # [..., P, probe_hidden]
         x = self.decoder(a)                                                 # [..., P, in]
-        d = self.domain
-        if d.kind == "continuous": return d.low + (d.high - d.low) * torch.sigmoid(x)
+        if self.domain.kind == "continuous":
+            x = torch.sigmoid(x)                                            # [..., P, in] in [0, 1]
+            return x if self.probe_box == "unit" else self.low + (self.high - self.low) * x
         p = x.softmax(-1)                                                   # [..., P, in]
         if not self.straight_through: return p
-        hard = F.one_hot(p.argmax(-1), d.size).to(p.dtype)                  # [..., P, in]
+        hard = F.one_hot(p.argmax(-1), self.domain.size).to(p.dtype)       # [..., P, in]
         return hard + (p - p.detach())                                      # forward: hard; backward: softmax
 
 # %% ../../nbs/25_encoders.probing.ipynb #c78aae79
@@ -81,7 +89,7 @@ class OutputReader(nn.Module):
     def __init__(self, output_size: int, # the probed models' output size
                  hidden_size: int, # the aggregator's width
                  n_probes: int = 1, # parallel probe sequences, whose answers are concatenated
-                 output_transform: str = "log_softmax", # "log_softmax" (logits, shift invariant) or "identity" (raw)
+                 output_transform: str = "identity", # "identity": the raw outputs (released); "log_softmax": as logits (shift invariant)
                 ):
         super().__init__()
         if output_transform not in OUTPUT_TRANSFORMS:
@@ -104,6 +112,8 @@ class ProbingEncoder(WeightEncoder):
     interactive: ClassVar[bool] = False  # whether a probe depends on the previous answers
     permutation_invariant: ClassVar[bool] = True  # exact: only the models' input/output behaviour is seen
     sign_invariant: ClassVar[bool] = True  # exact, for the same reason
+    default_output_transform: ClassVar[str] = "identity"  # how E_O reads the answers unless told (released: raw outputs)
+    default_probe_box: ClassVar[str] = "unit"  # where continuous probes lie unless told (released: [0, 1])
     sizes: ClassVar[dict[str, dict[str, Any]]] = {
         "paper": dict(hidden_size=256, num_layers=2, probe_hidden=128, n_probes=1),  # the authors' main configs, ~1.15M
         "small": dict(hidden_size=64, num_layers=2, probe_hidden=64, n_probes=1),    # ~80k
@@ -118,8 +128,9 @@ class ProbingEncoder(WeightEncoder):
                  hidden_size: int = 256, # width of the aggregator E_R (and of E_O's output, the codes, BOS and EOS)
                  num_layers: int = 2, # layers of the aggregator
                  probe_hidden: int = 128, # hidden width of the probe generator E_I and of the readout MLP
-                 output_transform: str = "log_softmax", # applied to the answers before E_O: "log_softmax" or "identity"
+                 output_transform: str | None = None, # applied to the answers before E_O: "identity" or "log_softmax"; None: the class's
                  straight_through: bool = False, # tokens only: hard one-hot probes forward, softmax gradient backward
+                 probe_box: str | None = None, # continuous only: "unit" ([0, 1]) or "domain" ([low, high]); None: the class's
                 ):
         super().__init__(spec, embedding_size)
         if domain is None:
@@ -135,8 +146,10 @@ class ProbingEncoder(WeightEncoder):
         self.domain, self.probe_length, self.n_probes, self.hidden_size = domain, probe_length, n_probes, hidden_size
         self.bos = nn.Parameter(torch.zeros(hidden_size))                  # learned begin and end inputs of E_R
         self.eos = nn.Parameter(torch.zeros(hidden_size))
-        self.probe_generator = ProbeGenerator(domain, hidden_size, probe_hidden, n_probes, straight_through)   # E_I
-        self.reader = OutputReader(spec.output_size, hidden_size, n_probes, output_transform)               # E_O
+        output_transform = output_transform or self.default_output_transform
+        probe_box = probe_box or self.default_probe_box
+        self.probe_generator = ProbeGenerator(domain, hidden_size, probe_hidden, n_probes, straight_through, probe_box)  # E_I
+        self.reader = OutputReader(spec.output_size, hidden_size, n_probes, output_transform)                          # E_O
         self.aggregator = ResidualLSTM(hidden_size, num_layers)                                             # E_R
         self.readout = mlp([hidden_size, probe_hidden, embedding_size])
 
@@ -148,7 +161,7 @@ class ProbingEncoder(WeightEncoder):
 
     def extra_repr(self) -> str:
         return (f"{super().extra_repr()}, domain={self.domain.kind}[{self.domain.size}], probe_length={self.probe_length}, "
-                f"n_probes={self.n_probes}")
+                f"n_probes={self.n_probes}, output_transform={self.reader.output_transform}, probe_box={self.probe_generator.probe_box}")
 
 # %% ../../nbs/25_encoders.probing.ipynb #d029b4e2
 @patch
@@ -233,3 +246,12 @@ class InteractiveProbingEncoder(ProbingEncoder):
                     y: Tensor, # the aggregator's top output so far `[M, hidden_size]`
                    ) -> Tensor:
         return self.probe_generator(y)                                     # [M, P, in]
+
+# %% ../../nbs/25_encoders.probing.ipynb #74a46148
+class StaticLogProbProbingEncoder(StaticProbingEncoder):
+    "Non-interactive probing reading log-probabilities, continuous probes in the data's box (our variant, beyond the paper)."
+    name, default_output_transform, default_probe_box = "probe-static-logprob", "log_softmax", "domain"
+
+class InteractiveLogProbProbingEncoder(InteractiveProbingEncoder):
+    "Interactive probing reading log-probabilities, continuous probes in the data's box (our variant, beyond the paper)."
+    name, default_output_transform, default_probe_box = "probe-interactive-logprob", "log_softmax", "domain"

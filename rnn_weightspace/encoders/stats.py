@@ -1,4 +1,4 @@
-"""The simplest mechanistic encoder (Unterthiner et al. 2020): a handful of statistics of every weight block, then an MLP. Invariant to hidden-unit permutations by construction, cheap, and not universal.
+"""The simplest mechanistic encoder (Unterthiner et al. 2020): a handful of statistics of every weight tensor, then an MLP. Invariant to hidden-unit permutations by construction, cheap, and not universal. `layerwise-stats` is the authors' released encoder; `layerwise-stats-gates` is our larger per-gate variant.
 
 Docs: https://rnn-weightspace.github.io/rnn_weightspace/encoders.stats.html.md"""
 
@@ -7,24 +7,28 @@ Docs: https://rnn-weightspace.github.io/rnn_weightspace/encoders.stats.html.md""
 # %% ../../nbs/21_encoders.stats.ipynb #dd857765
 from __future__ import annotations
 
+from typing import ClassVar
+
 import numpy as np
 import torch
-from torch import Tensor
+from torch import Tensor, nn
 
+from ..core import RNNWSError
 from .base import InputDomain, WeightEncoder, mlp
 from ..lstm import LSTMSpec, LSTMWeights
 
 # %% auto #0
-__all__ = ['STATISTICS', 'weight_blocks', 'layerwise_statistics', 'LayerwiseStatsEncoder']
+__all__ = ['STATISTICS', 'SPREADS', 'weight_blocks', 'layerwise_statistics', 'LayerwiseStatsEncoder', 'GateStatsEncoder']
 
 # %% ../../nbs/21_encoders.stats.ipynb #751a6a8b
-STATISTICS = ("mean", "std", "q0", "q25", "q50", "q75", "q100")  # the 7 statistics of every block, in order
+STATISTICS = ("mean", "spread", "q0", "q25", "q50", "q75", "q100")  # the 7 statistics of every block, in order
+SPREADS = ("var", "std")  # the spread statistic: unbiased variance (the released encoder) or population std (ours)
 _Q = (0.0, 0.25, 0.5, 0.75, 1.0)
 
 def weight_blocks(w: LSTMWeights, # the models, batch shape `B`
-                  per_gate: bool = True, # split LSTM tensors by gate and merge the two biases (the paper); False: the 10 stored tensors
+                  per_gate: bool = False, # False: the 4L+2 stored tensors (released encoder); True: split by gate, biases merged
                  ) -> dict[str, Tensor]:
-    "The blocks the statistics are taken over, each flattened to `[*B, n]`, by name."
+    "The blocks the statistics are taken over, each flattened to `[*B, n]`, by name (in the stored parameter order)."
     B, H = w.batch_shape, w.hidden_size
     flat = lambda t: t.reshape(*B, -1)
     blocks = {}
@@ -58,9 +62,11 @@ def _quantiles(x: Tensor) -> Tensor:
     return a + (b - a) * (pos - lo)
 
 def layerwise_statistics(w: LSTMWeights, # the models, batch shape `B`
-                         per_gate: bool = True, # see `weight_blocks`
+                         per_gate: bool = False, # see `weight_blocks`
+                         spread: str = "var", # "var": unbiased variance (released encoder); "std": population std
                         ) -> Tensor:
     "The 7 `STATISTICS` of every block: `[*B, n_blocks, 7]`."
+    if spread not in SPREADS: raise RNNWSError(f"spread must be one of {SPREADS}, got {spread!r}")
     blocks = list(weight_blocks(w, per_gate).values())
     stats = [None] * len(blocks)
     by_size: dict[int, list[int]] = {}                                         # blocks of equal size share one sort
@@ -68,15 +74,44 @@ def layerwise_statistics(w: LSTMWeights, # the models, batch shape `B`
     for n, idx in by_size.items():
         x = torch.stack([blocks[i] for i in idx], -2)                            # [*B, k, n]
         mean = x.mean(-1, keepdim=True)                                          # [*B, k, 1]
-        std = (x - mean).square().mean(-1, keepdim=True).sqrt()                  # population std (`x.std` is 18x slower here)
-        s = torch.cat([mean, std, _quantiles(x)], -1)                            # [*B, k, 7]
+        ss = (x - mean).square().sum(-1, keepdim=True)                           # (`x.var` is 18x slower here)
+        s2 = ss / (n - 1) if spread == "var" else (ss / n).sqrt()               # [*B, k, 1]
+        s = torch.cat([mean, s2, _quantiles(x)], -1)                             # [*B, k, 7]
         for j, i in enumerate(idx): stats[i] = s[..., j, :]
     return torch.stack(stats, -2)
 
 # %% ../../nbs/21_encoders.stats.ipynb #e28477d3
 class LayerwiseStatsEncoder(WeightEncoder):
-    "Statistics of every weight block (mean, std, 5 quantiles), then an MLP."
+    "The released encoder: 7 statistics of every stored tensor (mean, unbiased variance, 5 quantiles), then an MLP."
     name, permutation_invariant, sign_invariant = "layerwise-stats", True, False
+    per_gate: ClassVar[bool] = False  # statistics of the stored tensors (False) or of the gate blocks (True)
+    spread: ClassVar[str] = "var"  # the spread statistic (see `SPREADS`)
+    normalize: ClassVar[bool] = False  # a LayerNorm (no affine) on the statistics before the MLP
+    sizes = {"paper": dict(hidden_size=128, n_hidden=1), "small": dict(hidden_size=128, n_hidden=1),
+             "tiny": dict(hidden_size=32, n_hidden=1)}
+
+    def __init__(self, spec: LSTMSpec, # the models this encoder accepts
+                 domain: InputDomain | None = None, # unused (mechanistic encoders read only the weights)
+                 embedding_size: int = 16, # Z
+                 hidden_size: int = 128, # width of the MLP
+                 n_hidden: int = 1, # number of hidden layers of the MLP
+                ):
+        super().__init__(spec, embedding_size)
+        n_blocks = spec.num_layers * (12 if self.per_gate else 4) + 2
+        self.n_features = n_blocks * len(STATISTICS)
+        self.norm = nn.LayerNorm(self.n_features, elementwise_affine=False) if self.normalize else nn.Identity()
+        self.mlp = mlp([self.n_features] + [hidden_size] * n_hidden + [embedding_size])
+
+    def encode(self,
+               w: LSTMWeights, # a flat batch of `M` models (batch shape `(M,)`)
+              ) -> Tensor:
+        s = layerwise_statistics(w, self.per_gate, self.spread).flatten(-2)    # [M, n_blocks * 7]
+        return self.mlp(self.norm(s))                                           # [M, Z]
+
+class GateStatsEncoder(LayerwiseStatsEncoder):
+    "Our variant (beyond the paper): statistics of the 12 gate blocks per layer (std), normalised, then a wider MLP."
+    name = "layerwise-stats-gates"
+    per_gate, spread, normalize = True, "std", True
     sizes = {"paper": dict(hidden_size=768, n_hidden=3), "small": dict(hidden_size=128, n_hidden=2),
              "tiny": dict(hidden_size=32, n_hidden=1)}
 
@@ -85,17 +120,5 @@ class LayerwiseStatsEncoder(WeightEncoder):
                  embedding_size: int = 16, # Z
                  hidden_size: int = 768, # width of the MLP
                  n_hidden: int = 3, # number of hidden layers of the MLP
-                 per_gate: bool = True, # statistics per gate block (paper) or per stored tensor (authors' code)
                 ):
-        super().__init__(spec, embedding_size)
-        self.per_gate = per_gate
-        n_blocks = spec.num_layers * (12 if per_gate else 4) + 2
-        self.n_features = n_blocks * len(STATISTICS)
-        self.norm = torch.nn.LayerNorm(self.n_features, elementwise_affine=False)
-        self.mlp = mlp([self.n_features] + [hidden_size] * n_hidden + [embedding_size])
-
-    def encode(self,
-               w: LSTMWeights, # a flat batch of `M` models (batch shape `(M,)`)
-              ) -> Tensor:
-        s = layerwise_statistics(w, self.per_gate).flatten(-2)                    # [M, n_blocks * 7]
-        return self.mlp(self.norm(s))                                            # [M, Z]
+        super().__init__(spec, domain, embedding_size, hidden_size, n_hidden)

@@ -1,4 +1,4 @@
-"""Real MNIST digits offline, rotated and cut into 4×4 tiles as batched tensor operations: the inputs of the sequential-MNIST model zoo, where each run's task is a rotation angle.
+"""MNIST digits (the paper's 60,000 training images, or 10,000 shipped for offline use), rotated and cut into 4×4 tiles as batched tensor operations: the inputs of the sequential-MNIST model zoo, where each run's task is a rotation angle.
 
 Docs: https://rnn-weightspace.github.io/rnn_weightspace/tasks.sequential_mnist.html.md"""
 
@@ -7,8 +7,11 @@ Docs: https://rnn-weightspace.github.io/rnn_weightspace/tasks.sequential_mnist.h
 # %% ../../nbs/11_tasks.sequential_mnist.ipynb #9551860e
 from __future__ import annotations
 
-import json
+import gzip
+import hashlib
 import math
+import os
+import zlib
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
@@ -21,8 +24,9 @@ from torch import Tensor
 from ..core import RNNWSError, derive_seed
 
 # %% auto #0
-__all__ = ['MNIST_MEAN', 'MNIST_STD', 'MNISTImages', 'split_images', 'load_mnist', 'rotate_images', 'to_tiles', 'from_tiles',
-           'tile_sequences', 'angle_criterion']
+__all__ = ['MNIST_MEAN', 'MNIST_STD', 'RELEASED_SPLIT_KEY', 'MNIST_SOURCES', 'MNIST_TRAIN_FILES', 'MNIST_TRAIN_SIZE',
+           'MNISTImages', 'released_split', 'split_images', 'load_mnist', 'mnist_dir', 'read_idx', 'read_mnist_train',
+           'rotate_images', 'to_tiles', 'from_tiles', 'tile_sequences', 'angle_criterion']
 
 # %% ../../nbs/11_tasks.sequential_mnist.ipynb #b97b0c55
 MNIST_MEAN, MNIST_STD = 0.1307, 0.3081  # the usual normalisation constants (of the 60k training images, pixel scale [0, 1])
@@ -32,46 +36,139 @@ class MNISTImages:
     "MNIST digits as tensors: what `load_mnist` returns."
     images: Tensor  # [N, 28, 28] uint8
     labels: Tensor  # [N] int64
-    source: str  # "offline" (the shipped 10k) or "torchvision"
+    source: str  # "mnist" (the 60,000 training digits, the paper's) or "offline" (the shipped 10,000)
     train_index: Tensor  # images used for training the zoo's models
     eval_index: Tensor  # held-out images for the eval accuracy and loss
+    split: str = ""  # how train and eval were chosen
 
     def __len__(self) -> int: return len(self.labels)
     def __repr__(self) -> str:
         return (f"MNISTImages({len(self)} digits from {self.source!r}, {len(self.train_index)} train / "
                 f"{len(self.eval_index)} eval, per class {torch.bincount(self.labels, minlength=10).tolist()})")
+    def info(self) -> dict:
+        "What a zoo's manifest records about its digits: source, counts, split rule and a checksum of images and labels."
+        sha = hashlib.sha256(self.images.numpy().tobytes()); sha.update(self.labels.numpy().astype(np.uint8).tobytes())
+        what = {"mnist": "the MNIST training set (train-images-idx3-ubyte, train-labels-idx1-ubyte); the 10k test set is not used",
+                "offline": "the 10,000 MNIST digits shipped with the package (data/mnist_10k.npz); not the paper's data"}
+        return {"name": self.source, "digits": what.get(self.source, self.source), "n_digits": len(self), "n_train": len(self.train_index),
+                "n_eval": len(self.eval_index), "split": self.split, "sha256": sha.hexdigest()}
 
 # %% ../../nbs/11_tasks.sequential_mnist.ipynb #e13d0295
+RELEASED_SPLIT_KEY = 0x04095164213dd204  # the released `hash64`: index XOR 0x58a849af6cbf585a XOR 0x5ca118cb4d828a5e
+
+def released_split(n: int = 60_000, # number of MNIST training images (indices 0..n-1)
+                  ) -> tuple[Tensor, Tensor]:
+    "The authors' train/eval split: image `i` trains iff `(i XOR RELEASED_SPLIT_KEY) mod 10 < 8`; sorted index tensors."
+    i = torch.arange(n, dtype=torch.int64)
+    train = torch.bitwise_xor(i, RELEASED_SPLIT_KEY) % 10 < 8
+    return i[train], i[~train]
+
 def split_images(n: int, # number of images to split
                  eval_frac: float = 0.2, # fraction held out for evaluation
                  seed: int = 0, # seeds the split
                 ) -> tuple[Tensor, Tensor]:
-    "Deterministic train/eval split of `n` images: sorted index tensors."
+    "Seeded random train/eval split of `n` images (the `offline` digits): sorted index tensors."
     perm = torch.randperm(n, generator=torch.Generator().manual_seed(derive_seed(seed, "mnist-split")))
     n_eval = round(n * eval_frac)
     return perm[n_eval:].sort().values, perm[:n_eval].sort().values
 
-def load_mnist(source: str = "offline", # "offline" (shipped 10k digits) or "torchvision" (full MNIST, downloads once)
-               root: str | Path | None = None, # torchvision's download folder (default: ~/.cache/rnn_weightspace/mnist)
-               seed: int = 0, # seeds the train/eval split
+# %% ../../nbs/11_tasks.sequential_mnist.ipynb #0912b9f1
+MNIST_SOURCES = ("offline", "mnist", "torchvision")  # "torchvision" is an alias of "mnist"
+
+def load_mnist(source: str = "offline", # "offline" (the 10,000 shipped digits) or "mnist" (the 60,000 training digits, the paper's)
+               root: str | Path | None = None, # "mnist": folder of the IDX files (default: `mnist_dir()`)
+               seed: int = 0, # "offline": seeds the train/eval split ("mnist" uses the released split)
+               download: bool = True, # "mnist": try torchvision's download when the files are absent
               ) -> MNISTImages:
-    "Real MNIST digits as uint8 tensors with a deterministic 80/20 train/eval split."
+    "Real MNIST digits as uint8 tensors with a deterministic train/eval split."
     if source == "offline":
         with resources.files("rnn_weightspace").joinpath("data/mnist_10k.npz").open("rb") as f:
             d = np.load(f, allow_pickle=False)
             images, labels = torch.from_numpy(d["images"].copy()), torch.from_numpy(d["labels"].astype(np.int64))
         tr, ev = split_images(len(labels), 0.2, seed)
-        return MNISTImages(images, labels, "offline", tr, ev)
-    if source == "torchvision":
-        try: from torchvision.datasets import MNIST
-        except ImportError: raise RNNWSError("source='torchvision' needs torchvision (pip install torchvision); the default source='offline' does not") from None
-        root = Path(root) if root is not None else Path.home() / ".cache" / "rnn_weightspace" / "mnist"
-        train, test = MNIST(root, train=True, download=True), MNIST(root, train=False, download=True)
-        images = torch.cat([train.data, test.data]).to(torch.uint8)
-        labels = torch.cat([train.targets, test.targets]).long()
-        tr, ev = split_images(len(train.targets), 0.2, seed)  # the 10k test images (rows 60,000+) stay unused
-        return MNISTImages(images, labels, "torchvision", tr, ev)
-    raise RNNWSError(f"unknown MNIST source {source!r}; choose 'offline' or 'torchvision'")
+        return MNISTImages(images, labels, "offline", tr, ev, f"seeded random 80/20 (split_images, seed {seed})")
+    if source in ("mnist", "torchvision"):
+        images, labels = read_mnist_train(root, download)
+        tr, ev = released_split(len(labels))
+        return MNISTImages(images, labels, "mnist", tr, ev, f"released: (index XOR 0x{RELEASED_SPLIT_KEY:016x}) mod 10 < 8 -> train")
+    raise RNNWSError(f"unknown MNIST source {source!r}; choose 'offline' (10,000 shipped digits) or 'mnist' (the 60,000 training digits)")
+
+# %% ../../nbs/11_tasks.sequential_mnist.ipynb #c276f791
+MNIST_TRAIN_FILES = ("train-images-idx3-ubyte", "train-labels-idx1-ubyte")  # the training set's files, plain or .gz
+MNIST_TRAIN_SIZE = 60_000
+
+def mnist_dir(root: str | Path | None = None, # the folder; None: $RNNWS_MNIST_DIR, else ~/.cache/rnn_weightspace/mnist
+             ) -> Path:
+    "The folder where the full MNIST files are looked for (and downloaded to)."
+    if root is not None: return Path(root).expanduser()
+    if env := os.environ.get("RNNWS_MNIST_DIR"): return Path(env).expanduser()
+    return Path.home() / ".cache" / "rnn_weightspace" / "mnist"
+
+def read_idx(path: str | Path, # an IDX file, plain or gzip-compressed
+             ndim: int, # expected dimensions: 3 for images, 1 for labels
+            ) -> np.ndarray:
+    "An IDX file of unsigned bytes as a numpy array (shape from its header), checked."
+    path = Path(path)
+    try:
+        raw = path.read_bytes()
+        if raw[:2] == b"\x1f\x8b": raw = gzip.decompress(raw)
+    except (OSError, EOFError, zlib.error) as e:
+        raise RNNWSError(f"{path}: cannot read it ({getattr(e, 'strerror', None) or e})") from None
+    magic = int.from_bytes(raw[:4], "big") if len(raw) >= 4 else None
+    if magic is not None and magic != 0x800 + ndim:
+        what = "images" if ndim == 3 else "labels"
+        raise RNNWSError(f"{path}: magic number 0x{magic:08x}, expected 0x{0x800 + ndim:08x} (IDX {what}); not an MNIST {what} file")
+    head = 4 + 4 * ndim
+    if len(raw) < head: raise RNNWSError(f"{path}: truncated ({len(raw)} bytes, shorter than its {head}-byte IDX header)")
+    dims = tuple(int.from_bytes(raw[4 + 4 * k:8 + 4 * k], "big") for k in range(ndim))
+    if (n := len(raw) - head) != math.prod(dims):
+        raise RNNWSError(f"{path}: {'truncated' if n < math.prod(dims) else 'too long'}: {n:,} data bytes, but its header says "
+                         f"{math.prod(dims):,} ({' x '.join(map(str, dims))})")
+    return np.frombuffer(raw, np.uint8, offset=head).reshape(dims).copy()
+
+def _find_train_files(folder: Path) -> tuple[Path, Path] | None:
+    "The training images and labels files in `folder` or in torchvision's `folder/MNIST/raw`."
+    dirs = (folder, folder / "MNIST" / "raw")
+    found = [[next((d / (n + x) for x in ("", ".gz") if (d / (n + x)).is_file()), None) for n in MNIST_TRAIN_FILES] for d in dirs]
+    if pair := next((f for f in found if all(f)), None): return pair[0], pair[1]
+    for d, (img, lab) in zip(dirs, found):
+        if img or lab:
+            missing = d / MNIST_TRAIN_FILES[1 if img else 0]
+            raise RNNWSError(f"{img or lab}: found, but not {missing} (plain or .gz); both training files are needed")
+    return None
+
+def _download(folder: Path) -> str | None:
+    "Download the training files into `folder/MNIST/raw` with torchvision; None on success, else why it did not."
+    try: from torchvision.datasets import MNIST
+    except Exception: return "torchvision is not available to download them"   # not installed, or a build that does not match torch
+    try: MNIST(str(folder), train=True, download=True)
+    except Exception as e: return f"torchvision could not download them ({type(e).__name__}: {(str(e).splitlines() or [''])[0]})"
+    return None
+
+def read_mnist_train(root: str | Path | None = None, # folder of the IDX files (default: `mnist_dir()`)
+                     download: bool = True, # when they are absent, try torchvision's download into that folder
+                    ) -> tuple[Tensor, Tensor]:
+    "The 60,000 MNIST training digits: uint8 images `[60000, 28, 28]` and int64 labels `[60000]`."
+    folder = mnist_dir(root)
+    files = _find_train_files(folder)
+    why = None
+    if files is None and download:
+        why = _download(folder)
+        files = _find_train_files(folder)
+    if files is None:
+        raise RNNWSError(f"the paper's sequential-MNIST zoo needs the 60,000 MNIST training digits, not found in {folder} "
+                         f"(nor {folder / 'MNIST' / 'raw'}){'; ' + why if why else ''}: put {' and '.join(MNIST_TRAIN_FILES)} "
+                         "(plain or .gz) there, or point RNNWS_MNIST_DIR "
+                         "(--mnist-dir, root=) to their folder, or be online with torchvision installed; or build from the 10,000 shipped "
+                         "digits with --source offline (Python: source='offline'), which are not the paper's data")
+    img_file, lab_file = files
+    images, labels = read_idx(img_file, 3), read_idx(lab_file, 1)
+    if images.shape[1:] != (28, 28): raise RNNWSError(f"{img_file}: images are {images.shape[1]}x{images.shape[2]}, MNIST's are 28x28")
+    if len(images) != MNIST_TRAIN_SIZE:
+        raise RNNWSError(f"{img_file}: holds {len(images):,} images; the MNIST training set has 60,000 (t10k-* files are the test set)")
+    if len(labels) != len(images): raise RNNWSError(f"{lab_file}: holds {len(labels):,} labels for {len(images):,} images")
+    if labels.max() > 9: raise RNNWSError(f"{lab_file}: has label {labels.max()}; MNIST labels are 0-9")
+    return torch.from_numpy(images), torch.from_numpy(labels.astype(np.int64))
 
 # %% ../../nbs/11_tasks.sequential_mnist.ipynb #72d906ae
 def rotate_images(images: Tensor, # `[..., 28, 28]` (uint8 or float), pixel scale as given

@@ -8,6 +8,7 @@ Docs: https://rnn-weightspace.github.io/rnn_weightspace/zoo.sequential_mnist.htm
 from __future__ import annotations
 
 import math
+from os import PathLike
 from dataclasses import asdict, dataclass, replace
 from functools import lru_cache
 from typing import Any, ClassVar, Sequence
@@ -19,7 +20,7 @@ from torch import Tensor
 
 from ..core import RNNWSError, get_device, make_generator
 from ..lstm import LSTMSpec, LSTMWeights, lstm_forward
-from ..tasks.sequential_mnist import MNISTImages, angle_criterion, load_mnist, tile_sequences
+from ..tasks.sequential_mnist import MNISTImages, angle_criterion, load_mnist, mnist_dir, tile_sequences
 from .format import split_tasks
 from .train import PAPER_CHECKPOINTS, RunResult
 
@@ -44,7 +45,8 @@ class SequentialMNISTZooConfig:
     runs_per_shard: int = 25
     seed: int = 0
     ood_arc_center: float | None = None  # None: OOD = the 15% largest angles (paper); else the 15% closest to this angle
-    source: str = "offline"  # MNIST source: "offline" (shipped 10k digits) or "torchvision"
+    source: str = "offline"  # the digits: "offline" (10,000 shipped) or "mnist" (the 60,000 training digits: the paper's)
+    mnist_dir: str | None = None  # "mnist": folder of its IDX files (default: $RNNWS_MNIST_DIR, else the cache); not in the manifest
     preset: str = "custom"
     kind: ClassVar[str] = "sequential-mnist"
 
@@ -60,7 +62,13 @@ class SequentialMNISTZooConfig:
         if len(self.lr_steps) != len(self.lr_values) or list(self.lr_steps) != sorted(self.lr_steps) or not all(v > 0 for v in self.lr_values):
             bad("lr_steps", "and lr_values must be as long as each other, increasing steps and positive rates")
         if not self.weight_decays or not all(isinstance(v, (int, float)) and v >= 0 for v in self.weight_decays): bad("weight_decays", "must be numbers >= 0")
-        if self.source not in ("offline", "torchvision"): bad("source", "must be 'offline' or 'torchvision'")
+        if self.source == "torchvision": object.__setattr__(self, "source", "mnist")   # the old name of the full source
+        if self.source not in ("offline", "mnist"):
+            bad("source", f"must be 'offline' (10,000 shipped digits) or 'mnist' (the 60,000 training digits), got {self.source!r}")
+        if self.mnist_dir is not None:
+            if not isinstance(self.mnist_dir, (str, PathLike)): bad("mnist_dir", f"must be a folder path, got {self.mnist_dir!r}")
+            if self.source != "mnist": bad("mnist_dir", "only applies to source 'mnist' (the offline digits ship with the package)")
+            object.__setattr__(self, "mnist_dir", str(self.mnist_dir))
 
     @property
     def spec(self) -> LSTMSpec: return LSTMSpec(16, self.hidden_size, self.num_layers, 10)
@@ -99,7 +107,7 @@ class SequentialMNISTZooConfig:
 
 # %% ../../nbs/14_zoo.sequential_mnist.ipynb #3359d742
 PRESETS: dict[str, SequentialMNISTZooConfig] = {
-    "paper": SequentialMNISTZooConfig(preset="paper"),
+    "paper": SequentialMNISTZooConfig(source="mnist", preset="paper"),                   # the 60,000 training digits
     "small": SequentialMNISTZooConfig(n_runs=160, steps=1500, checkpoints=(0, 50, 100, 150, 200, 300, 500, 1000, 1500),
                                       lr_steps=(0, 750, 1500), runs_per_shard=20, preset="small"),
     "tiny": SequentialMNISTZooConfig(n_runs=16, steps=300, checkpoints=(0, 10, 25, 50, 75, 100, 150, 200, 300),
@@ -124,7 +132,11 @@ def run_tasks(config: SequentialMNISTZooConfig, # the recipe
     return angles, wds
 
 @lru_cache(maxsize=2)
-def _mnist(source: str, seed: int) -> MNISTImages: return load_mnist(source, seed=seed)
+def _load(source: str, seed: int, root: str | None) -> MNISTImages: return load_mnist(source, root=root, seed=seed)
+def _mnist(config: SequentialMNISTZooConfig) -> MNISTImages:
+    "The config's digits and split, loaded once per process and folder (the released split does not depend on the seed)."
+    if config.source == "offline": return _load("offline", config.seed, None)
+    return _load(config.source, 0, str(mnist_dir(config.mnist_dir)))
 
 # %% ../../nbs/14_zoo.sequential_mnist.ipynb #7203ffed
 class _Batches:
@@ -200,7 +212,7 @@ def train_run(config: SequentialMNISTZooConfig, # the recipe
               run: int, # which run (fixes its angle, its weight decay and its random streams)
              ) -> RunResult:
     "Train one run with `nn.LSTM` on the CPU (the CPU backend's unit of work)."
-    mnist = _mnist(config.source, config.seed)
+    mnist = _mnist(config)
     (angle,), (wd,) = run_tasks(config, [run])
     train_x = tile_sequences(mnist.images[mnist.train_index], float(angle))                     # [N_train, 50, 16], once per run
     train_y = mnist.labels[mnist.train_index]
@@ -228,7 +240,7 @@ def train_runs_batched(config: SequentialMNISTZooConfig, # the recipe
                       ) -> RunResult:
     "Train several runs as one stacked computation on `device` (per-run angles and weight decays)."
     device, runs = get_device(device), list(runs)
-    mnist = _mnist(config.source, config.seed)
+    mnist = _mnist(config)
     angles, wds = run_tasks(config, runs)
     imgs, labels, tr = mnist.images.to(device), mnist.labels.to(device), mnist.train_index.to(device)
     a = angles.to(device, torch.float32)[:, None]                                                # [M, 1]
@@ -260,15 +272,17 @@ def train_runs_batched(config: SequentialMNISTZooConfig, # the recipe
 def zoo_manifest(config: SequentialMNISTZooConfig, # the recipe
                  build: dict[str, Any], # how it is computed: {"backend": "cpu"} or {"backend": "batched", "device": ..., ...}
                 ) -> dict[str, Any]:
-    "The manifest of a sequential-MNIST zoo, everything but the shard list."
+    "The manifest of a sequential-MNIST zoo, everything but the shard list (loads the digits: a missing source fails here, before any training)."
+    digits = _mnist(config).info()                                # source, counts, split rule, checksum
     angles, wds = run_tasks(config)
     tasks = angles.tolist()
     splits = split_tasks(tasks, angle_criterion(angles, config.ood_arc_center).tolist(), seed=config.seed)
     spec = config.spec
-    return {"name": f"sequential-mnist-{config.preset}", "kind": "sequential-mnist", "config": config.to_dict(), "build": build,
+    recipe = {k: v for k, v in config.to_dict().items() if k != "mnist_dir"}   # where the files lie is not part of the recipe
+    return {"name": f"sequential-mnist-{config.preset}", "kind": "sequential-mnist", "config": recipe, "build": build,
             "model_spec": spec.to_dict(), "parameter_layout": [[n, list(s)] for n, s in spec.layout],
             "checkpoint_steps": list(config.checkpoints), "n_runs": config.n_runs, "runs_per_shard": config.runs_per_shard,
-            "task_family": {"name": "sequential-mnist", "tile": 4, "bos": "zero tile", "normalisation": [0.1307, 0.3081], "source": config.source},
+            "task_family": {"name": "sequential-mnist", "tile": 4, "bos": "zero tile", "normalisation": [0.1307, 0.3081], "source": digits},
             "tasks": tasks, "runs": {"task": list(range(config.n_runs)), "weight_decay": wds.tolist()}, "splits": splits,
             "split_criterion": "angle (largest = OOD)" if config.ood_arc_center is None else f"circular distance to {config.ood_arc_center} degrees (closest = OOD)",
             "rollouts": {"inputs": "rotated, normalised tile sequences [R, 50, 16], float16", "labels": "digit labels [R], uint8",
