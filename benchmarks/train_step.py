@@ -4,7 +4,7 @@ The step of `rnn_weightspace.training.train`, reproduced piece by piece on a rea
 and timed per part:
 
   data        the step's rows chosen, weights and rollouts read from the memory-mapped zoo, moved to the device;
-  augment     the random hidden-unit symmetry per model (only for encoders that need it);
+  augment     the step's random hidden-unit symmetry (only for encoders that need it; shared by the batch, as released);
   encoder fwd   encoder forward;
   emulator fwd  emulator forward + loss;
   backward    backward of both;
@@ -40,11 +40,9 @@ def measure(case: dict) -> dict:
     import torch
     torch.set_num_threads(case["threads"])
     from torch import nn
-    from rnn_weightspace.core import make_generator
     from rnn_weightspace.emulation import divergence, rollout_inputs
     from rnn_weightspace.encoders.base import input_domain
-    from rnn_weightspace.symmetry import HiddenSymmetry
-    from rnn_weightspace.training import augmentation, batch_indices, build_models, train_preset
+    from rnn_weightspace.training import augmentation, batch_indices, build_models, step_symmetry, train_preset
     from rnn_weightspace.zoo.format import Zoo, ZooDataset
 
     dev = torch.device(case["device"])
@@ -68,13 +66,13 @@ def measure(case: dict) -> dict:
         b = ds.batch(batch_indices(len(ds), cfg.batch_size, 0, s))
         b = {k: v.to(dev) for k, v in b.items()}; mark()
         if perms or signs:
-            b["weights"] = HiddenSymmetry.random(zoo.spec, (cfg.batch_size,), generator=make_generator(0, s), signs=signs, device=dev).apply(b["weights"])
+            b["weights"] = step_symmetry(cfg, zoo.spec, s, signs, dev).apply(b["weights"])
         mark()
         x = rollout_inputs(b, domain)
         B, n, T, _ = x.shape
         z = enc(b["weights"]).repeat_interleave(n, 0) if enc is not None else None; mark()
         log_q = emu(z, x.reshape(B * n, T, -1)).log_softmax(-1)
-        loss = divergence(b["log_probs"].reshape(B * n, T, -1), log_q, cfg.divergence).mean(); mark()
+        loss = divergence(b["log_probs"].float().log_softmax(-1).reshape(B * n, T, -1), log_q, cfg.divergence).mean(); mark()
         opt.zero_grad(set_to_none=True); loss.backward(); mark()
         for m in modules: nn.utils.clip_grad_norm_(m.parameters(), cfg.clip)
         opt.step(); mark()
@@ -88,16 +86,20 @@ def measure(case: dict) -> dict:
     return {**case, **med, "total": total, "params": enc.n_params if enc is not None else 0}
 
 
-def small_zoo(folder: Path) -> str:
+def small_zoo(folder: Path, kind: str = "formal-languages") -> str:
+    from rnn_weightspace.zoo.sequential_mnist import SequentialMNISTZooConfig
     from rnn_weightspace.zoo.train import FormalLanguageZooConfig, build_zoo
-    cfg = replace(FormalLanguageZooConfig(), n_runs=24, steps=300, checkpoints=(0, 50, 100, 200, 300), lr_steps=(0, 300),
-                  lr_values=(0.01, 0.003), eval_samples=100, n_rollouts=8, runs_per_shard=6, preset="benchmark")
+    common = dict(n_runs=24, steps=300, checkpoints=(0, 50, 100, 200, 300), lr_steps=(0, 300), lr_values=(0.01, 0.003),
+                  n_rollouts=8, runs_per_shard=6, preset="benchmark")
+    cfg = (replace(FormalLanguageZooConfig(), eval_samples=100, **common) if kind == "formal-languages"
+           else replace(SequentialMNISTZooConfig(), train_loss_images=200, **common))
     return str(build_zoo(cfg, folder / "zoo", workers=min(2, os.cpu_count() or 1), progress=False).root)
 
 
 def main():
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    p.add_argument("--zoo", type=Path, default=None, help="zoo folder (default: build a small formal-language zoo)")
+    p.add_argument("--zoo", type=Path, default=None, help="zoo folder (default: build a small zoo of --zoo-kind)")
+    p.add_argument("--zoo-kind", default="formal-languages", choices=["formal-languages", "sequential-mnist"])
     p.add_argument("--sizes", nargs="+", default=["paper", "small"])
     p.add_argument("--encoders", nargs="+", default=None)
     p.add_argument("--batch", type=int, default=64)
@@ -110,7 +112,7 @@ def main():
     os.environ["OMP_NUM_THREADS"] = os.environ["MKL_NUM_THREADS"] = str(a.threads)
     from rnn_weightspace.encoders.base import ENCODERS
     tmp = tempfile.TemporaryDirectory()
-    zoo = str(a.zoo) if a.zoo else small_zoo(Path(tmp.name))
+    zoo = str(a.zoo) if a.zoo else small_zoo(Path(tmp.name), a.zoo_kind)
     cases = [dict(zoo=zoo, size=s, encoder=e, batch=a.batch, steps=a.steps, warmup=a.warmup, threads=a.threads, device=a.device)
              for s in a.sizes for e in [*(a.encoders or ENCODERS), "weight-blind"]]
     rows, ctx = [], mp.get_context("spawn")

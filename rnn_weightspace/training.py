@@ -34,8 +34,8 @@ from .zoo.format import Zoo, ZooDataset
 
 # %% auto #0
 __all__ = ['AUGMENTATIONS', 'AUGMENT_SCOPES', 'TRAIN_PRESETS', 'TrainConfig', 'train_preset', 'build_models', 'batch_indices',
-           'augmentation', 'step_symmetry', 'bootstrap_ci', 'evaluate', 'Run', 'train', 'save_embeddings',
-           'load_embeddings', 'save_figures']
+           'augmentation', 'step_symmetry', 'bootstrap_ci', 'evaluate', 'grad_norms', 'probe_spread', 'Run', 'train',
+           'save_embeddings', 'load_embeddings', 'save_figures']
 
 # %% ../nbs/31_training.ipynb #ed4650a9
 AUGMENTATIONS = ("auto", "none", "permutations", "symmetries")
@@ -219,6 +219,34 @@ def evaluate(encoder: WeightEncoder | None, # the trained encoder (None with a w
     lo, hi = bootstrap_ci(per, seed=config.seed)
     return {"loss": float(per.mean()) if len(per) else math.nan, "ci": [lo, hi], "n": int(len(per)), "per_model": per}
 
+# %% ../nbs/31_training.ipynb #e167b4de
+def grad_norms(modules: dict[str, nn.Module | None], # e.g. {"encoder": enc, "emulator": emu}; None entries are skipped
+               split: tuple[str, ...] = ("encoder",), # modules whose top-level submodules get a norm each
+              ) -> dict[str, float]:
+    "The 2-norm of the current gradients, per module (and per top-level submodule of those in `split`)."
+    groups: dict[str, list[Tensor]] = {}
+    for name, m in modules.items():
+        if m is None: continue
+        for pname, p in m.named_parameters():
+            if p.grad is None: continue
+            key = f"{name}.{pname.split('.')[0]}" if name in split else name
+            groups.setdefault(key, []).append(p.grad.detach().float().norm())
+    return {k: float(torch.stack(v).norm()) for k, v in groups.items()}
+
+@torch.no_grad()
+def probe_spread(encoder: WeightEncoder | None, # a probing encoder (anything else: None is returned)
+                 view: Zoo, # the checkpoints to probe (evenly spaced ones of it)
+                 n: int = 64, # at most this many checkpoints
+                 device: str | torch.device = "cpu", # where the models run
+                ) -> float | None:
+    "Standard deviation of the probes across models, averaged over steps, parallel probes and features (0: the same probes for all)."
+    if encoder is None or not hasattr(encoder, "probe") or len(view) < 2: return None
+    mode = encoder.training
+    encoder.eval()
+    _, x, _ = encoder.probe(view.weights[_eval_rows(len(view), n)].to(device))   # probes [M, L, P, in]
+    encoder.train(mode)
+    return float(x.float().std(0).mean())
+
 # %% ../nbs/31_training.ipynb #ff78c85c
 def _save_checkpoint(path: Path, state: dict) -> None:
     buf = io.BytesIO()
@@ -264,7 +292,16 @@ class Run:
             ci = df["ci"].apply(lambda c: c if isinstance(c, list) else [math.nan, math.nan])
             df["ci_low"], df["ci_high"] = ci.str[0], ci.str[1]
             df = df.drop(columns="ci")
-        return df
+        return df.drop(columns=[c for c in ("grad_norms", "probe_spread") if c in df])
+
+    @property
+    def diagnostics(self) -> pd.DataFrame:
+        "The logged diagnostics, one row each: step, `what` (\"grad_norm\" or \"probe_spread\"), `part`, value."
+        rows = []
+        for r in _read_metrics(self.path / "metrics.jsonl"):
+            rows += [{"step": r["step"], "what": "grad_norm", "part": k, "value": v} for k, v in r.get("grad_norms", {}).items()]
+            if "probe_spread" in r: rows.append({"step": r["step"], "what": "probe_spread", "part": "encoder", "value": r["probe_spread"]})
+        return pd.DataFrame(rows, columns=["step", "what", "part", "value"])
 
     @property
     def step(self) -> int:
@@ -403,6 +440,8 @@ def _train(zoo, config, out, device, resume, progress, max_steps, figures, dist:
         nonlocal best, since_best
         res = {s: evaluate(enc, emu, v, config, device, dist) for s, v in evals.items() if len(v)}
         for s, r in res.items(): metrics.append({"step": step, "split": s, "loss": r["loss"], "ci": r["ci"], "n": r["n"]})
+        if "val" in res and (spread := probe_spread(enc, evals["val"], device=device)) is not None:
+            metrics[-len(res)]["probe_spread"] = spread                              # on the val line
         val = res["val"]["loss"] if "val" in res else -math.inf                  # no val split: the newest is the best
         is_best = val < best or (val == -math.inf)
         if is_best: best, since_best = val, 0
@@ -433,13 +472,16 @@ def _train(zoo, config, out, device, resume, progress, max_steps, figures, dist:
                              "lower the learning rate or check the zoo, then start a new run or resume")
         opt.zero_grad(set_to_none=True)
         loss.backward()
+        done = step + 1
+        log = done % config.log_every == 0 or done == config.steps
+        if log: norms = grad_norms({"encoder": enc, "emulator": emu})              # before clipping
         if config.clip is not None:
             for m in modules: nn.utils.clip_grad_norm_(m.parameters(), config.clip)
         opt.step()
         window.append(value)
-        done = step + 1
-        if done % config.log_every == 0 or done == config.steps:
-            metrics.append({"step": done, "split": "train", "loss": float(np.mean(window)), "seconds": time.perf_counter() - t0})
+        if log:
+            metrics.append({"step": done, "split": "train", "loss": float(np.mean(window)), "seconds": time.perf_counter() - t0,
+                            "grad_norms": norms})
             if progress and main: bar.set_postfix(loss=f"{np.mean(window):.4f}")
             window = []
         if done % config.eval_every == 0 or done == config.steps:
