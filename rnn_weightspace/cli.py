@@ -97,14 +97,14 @@ def _parser() -> argparse.ArgumentParser:
     r.add_argument("--preset", choices=["tiny", "small", "paper"], default="tiny", help="study size (default: tiny)")
     r.add_argument("--out", type=Path, required=True, help="study folder (created, or continued)")
     r.add_argument("--zoo-kind", choices=["formal-languages", "sequential-mnist", "both"], default=None,
-                   help="zoo kinds (default: the preset's: both for tiny and paper, formal-languages for small)")
+                   help="zoo kinds (default: both)")
     r.add_argument("--seeds", type=int, default=None, help="encoder pre-training seeds (default: the preset's)")
     r.add_argument("--device", default=None, help="cpu or cuda (default: cuda if available)")
     r.add_argument("--workers", type=int, default=None, help="processes for zoo building and training (default: all cores; 4 runs sharing a GPU)")
     r.add_argument("--step-scale", type=float, default=None, help="multiply every step count by this (e.g. 0.001): checks a preset end to end, "
                    "with its other hyper-parameters, and extrapolates its time")
     r.add_argument("--zoo-runs", type=int, default=None, help="runs per zoo (default: the preset's)")
-    r.add_argument("--encoders", default=None, help="comma-separated encoders (default: all six and weight-blind)")
+    r.add_argument("--encoders", default=None, help="comma-separated encoders (default: the paper's six, our variants and weight-blind)")
     return p
 
 # %% ../nbs/90_cli.ipynb #26c580d2

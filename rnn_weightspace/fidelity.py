@@ -18,7 +18,8 @@ import pandas as pd
 
 from .core import RNNWSError, atomic_write_json, folder_lock
 from .reproduce import _pool_map, _write_csv, learning_curves, plot_learning_curves
-from .training import Run, bootstrap_ci, train_preset
+from .evaluation import mean_ci
+from .training import Run, train_preset
 
 # %% auto #0
 __all__ = ['FIDELITY_ENCODERS', 'FIDELITY_VARIANTS', 'fidelity_study', 'fidelity_results', 'fidelity_summary', 'orderings',
@@ -87,13 +88,13 @@ def fidelity_results(out: str | Path, # a `fidelity_study` folder
 
 def fidelity_summary(results: pd.DataFrame, # from `fidelity_results`
                     ) -> pd.DataFrame:
-    "Mean and bootstrap 95% CI over seeds of the val and OOD losses, per variant and encoder (plus mean training minutes)."
+    "Mean and 95% Student-t interval over seeds of the val and OOD losses, per variant and encoder (plus mean training minutes)."
     rows = []
     for (v, e), g in results.groupby(["variant", "encoder"], sort=False):
         row = {"variant": v, "encoder": e, "seeds": len(g), "train_min": g.seconds.mean() / 60}
         for split in ("val", "ood"):
             x = g[split].to_numpy()
-            lo, hi = bootstrap_ci(x) if len(x) > 1 else (x[0], x[0])
+            lo, hi = mean_ci(x)
             row.update({split: x.mean(), f"{split}_low": lo, f"{split}_high": hi})
         rows.append(row)
     return pd.DataFrame(rows)

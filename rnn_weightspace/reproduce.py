@@ -20,15 +20,17 @@ import pandas as pd
 import torch
 
 from .core import RNNWSError, atomic_write, atomic_write_json, env_report, folder_lock, get_device
-from .encoders.base import ENCODERS
-from .evaluation import evaluate_embeddings, results_table, summarize, targets_for, train_supervised
+from .encoders.base import ENCODERS, PAPER_ENCODERS
+from .evaluation import (SPLITS, STRATA, evaluate_embeddings, mean_ci, reference_embeddings, results_table, summarize,
+                                        targets_for, train_supervised)
 from .training import Run, train, train_preset
 from .zoo.format import Zoo
 from .zoo.train import build_zoo, zoo_config_class
 
 # %% auto #0
-__all__ = ['STUDY_PRESETS', 'PAPER_EMULATION', 'ZOO_PRESET_RUNS', 'StudyConfig', 'learning_curves', 'plot_learning_curves',
-           'hardware', 'zoo_rates', 'extrapolate_timings', 'write_report', 'reproduce']
+__all__ = ['STUDY_PRESETS', 'PAPER_EMULATION', 'STEP_COST', 'PARTS', 'ZOO_PRESET_RUNS', 'StudyConfig', 'emulation_summary',
+           'ordering', 'comparisons', 'learning_curves', 'plot_learning_curves', 'diagnostics_table',
+           'plot_diagnostics', 'hardware', 'zoo_rates', 'extrapolate_timings', 'write_report', 'reproduce']
 
 # %% ../nbs/41_reproduce.ipynb #2abcc33d
 @dataclass
@@ -40,13 +42,17 @@ class StudyConfig:
     zoo_overrides: dict = field(default_factory=dict)  # zoo config fields changed for every zoo kind, e.g. {"n_runs": 12}
     train_preset: str = "tiny"  # the training preset (`training.TRAIN_PRESETS`)
     train_overrides: dict = field(default_factory=dict)  # TrainConfig fields changed for every run
-    encoders: tuple[str, ...] = (*ENCODERS, "weight-blind")
-    seeds: int = 1  # encoder pre-training seeds
-    predictor_seeds: int = 2  # predictor seeds per embedding
-    predictor_epochs: int = 300
-    supervised_steps: int = 100  # 0: no supervised baselines
+    encoders: tuple[str, ...] = (*ENCODERS, "weight-blind")  # the paper's six, our variants, and the weight-blind emulator
+    seeds: int = 1  # encoder pre-training seeds (the unit of every interval)
+    predictor_seeds: int = 2  # predictor seeds per embedding (averaged within each encoder seed)
+    predictor_epochs: int = 300  # the most full-batch steps of a predictor (chosen on held-out fit tasks)
+    predictors: tuple[str, ...] = ("mlp", "linear")  # downstream predictors on the frozen embeddings
+    supervised_steps: int = 100  # the most steps of a supervised baseline (stopped early on the validation tasks); 0: none
+    supervised_eval_every: int = 50  # steps between its validation evaluations
+    supervised_patience: int = 10  # evaluations without a better validation loss before it stops
     supervised_size: str = "tiny"
-    supervised_targets: tuple[str, ...] | None = None  # None: every target of the zoo kind
+    supervised_encoders: tuple[str, ...] | None = None  # None: the paper's encoders among `encoders`
+    supervised_targets: tuple[str, ...] | None = None  # None: every target of a zoo kind (names a kind lacks are skipped)
     workers: int = 2  # processes for zoo building and training (on a GPU: runs sharing it); does not change the results
     step_scale: float = 1.0  # multiplies every step count (zoo training and checkpoints, encoder training and evaluations,
                              # supervised baselines); everything else stays the preset's. For checking a large preset end to end
@@ -71,10 +77,18 @@ def _train_config(cfg: StudyConfig, encoder: str, seed: int):
     steps = _steps(t.steps, cfg.step_scale, 2)
     return replace(t, steps=steps, eval_every=min(steps, _steps(t.eval_every, cfg.step_scale)), log_every=min(steps, _steps(t.log_every, cfg.step_scale)))
 
+def _supervised_encoders(cfg: StudyConfig) -> list[str]:
+    return [e for e in (cfg.supervised_encoders or PAPER_ENCODERS) if e in cfg.encoders and e != "weight-blind"]
+
+def _supervised_targets(cfg: StudyConfig, zoo: Zoo) -> list[str]:
+    return [t for t in targets_for(zoo) if cfg.supervised_targets is None or t in cfg.supervised_targets]
+
 STUDY_PRESETS = {
     "tiny": StudyConfig(),
-    "small": StudyConfig(preset="small", zoo_kinds=("formal-languages",), zoo_preset="small", train_preset="small",
-                         train_overrides={"steps": 4500, "lr": 3e-4, "eval_every": 500}, seeds=3, predictor_seeds=3, supervised_steps=300, supervised_size="small"),
+    "small": StudyConfig(preset="small", zoo_preset="small", train_preset="small",
+                         train_overrides={"steps": 1200, "lr": 1e-3, "eval_every": 300}, seeds=3, predictor_seeds=2, predictors=("mlp",),
+                         supervised_steps=1000, supervised_eval_every=25, supervised_patience=6, supervised_size="small",
+                         supervised_targets=("task", "angle")),
     "paper": StudyConfig(preset="paper", zoo_preset="paper", train_preset="paper", seeds=5, predictor_seeds=3,
                          supervised_steps=5000, supervised_size="paper"),
 }
@@ -100,6 +114,31 @@ def _stage(out: Path, name: str, fn, log) -> float:
     log(f"stage {name}: {secs:.0f} s")
     return secs
 
+def _pool_map(fn_name: str, jobs: list, cfg, device, ordered: bool = True):
+    "`rnn_weightspace.reproduce.<fn_name>` over `jobs` in `cfg.workers` spawned processes: results in order, or as they finish."
+    fn = getattr(import_module("rnn_weightspace.reproduce"), fn_name)      # by module, so that spawned workers can import it
+    if cfg.workers <= 1:
+        yield from map(fn, jobs)
+        return
+    import multiprocessing as mp
+    from concurrent.futures import ProcessPoolExecutor, as_completed
+    with ProcessPoolExecutor(cfg.workers, mp_context=mp.get_context("spawn")) as ex:
+        if ordered: yield from ex.map(fn, jobs)
+        else: yield from (f.result() for f in as_completed([ex.submit(fn, j) for j in jobs]))
+
+def _write_csv(df: pd.DataFrame, path: Path):
+    with atomic_write(path, "w") as f: df.to_csv(f, index=False)
+
+# Relative cost of a training step at the small size (benchmarks/train_step.py, formal languages, one thread): used only to
+# start the longest jobs first, so that the workers finish together
+STEP_COST = {"param-transformer": 1100, "probe-interactive-logprob": 90, "dws-full": 80, "probe-interactive": 70, "dws": 55,
+             "probe-static-logprob": 50, "probe-static": 35, "flat": 30, "layerwise-stats": 30, "layerwise-stats-gates": 30,
+             "weight-blind": 20}
+
+def _cost(kind: str, encoder: str) -> float:
+    return STEP_COST.get(encoder, 50) * (1.5 if kind == "sequential-mnist" else 1.0)
+
+# %% ../nbs/41_reproduce.ipynb #ce15f3d9
 def _train_job(args: tuple) -> tuple[str, float]:
     "One training run in a worker process (one torch thread on a CPU); resumes a run that was interrupted."
     zoo_dir, cfg_dict, run_dir, device, figures = args
@@ -115,11 +154,14 @@ def _train_job(args: tuple) -> tuple[str, float]:
 
 def _run_dir(out: Path, kind: str, encoder: str, seed: int) -> Path: return out / "runs" / kind / f"{encoder}-seed{seed}"
 
-def _train_stage(out: Path, cfg: StudyConfig, kind: str, device, log):
-    zoo_dir = out / "zoos" / kind
-    jobs = [(str(zoo_dir), _train_config(cfg, e, s).to_dict(), str(_run_dir(out, kind, e, s)), str(device), s == 0)
-            for e in cfg.encoders for s in range(cfg.seeds)]
-    for run_dir, secs in _pool_map("_train_job", jobs, cfg, device): log(f"  trained {Path(run_dir).name} in {secs:.0f} s")
+def _train_stage(out: Path, cfg: StudyConfig, device, log):
+    "Every run of every zoo kind in one pool, the most expensive first."
+    jobs = [(kind, e, s) for kind in cfg.zoo_kinds for e in cfg.encoders for s in range(cfg.seeds)]
+    jobs.sort(key=lambda j: -_cost(j[0], j[1]))
+    args = [(str(out / "zoos" / kind), _train_config(cfg, e, s).to_dict(), str(_run_dir(out, kind, e, s)), str(device), s == 0)
+            for kind, e, s in jobs]
+    for run_dir, secs in _pool_map("_train_job", args, cfg, device, ordered=False):
+        log(f"  trained {Path(run_dir).parent.name}/{Path(run_dir).name} in {secs:.0f} s")
 
 def _emulation_table(out: Path, cfg: StudyConfig, kind: str) -> pd.DataFrame:
     "Per run: the best val loss and the OOD loss at the same evaluation."
@@ -132,46 +174,47 @@ def _emulation_table(out: Path, cfg: StudyConfig, kind: str) -> pd.DataFrame:
             rows.append({"encoder": e, "seed": s, "best_step": int(best), "val": float(val.get(best, np.nan)), "ood": float(ood.get(best, np.nan))})
     return pd.DataFrame(rows)
 
+# %% ../nbs/41_reproduce.ipynb #f48d38ec
+def _downstream_job(args: tuple) -> pd.DataFrame:
+    "Embed a zoo with one trained encoder (or take reference embeddings) and score the predictors, in a worker process."
+    zoo_dir, what, seed, pseeds, epochs, predictors, device = args
+    from rnn_weightspace.core import set_threads
+    if str(device) == "cpu": set_threads(1)
+    zoo = Zoo(zoo_dir)
+    if what.startswith("run:"): name, Z = Run(what[4:]).config.encoder, Run(what[4:]).embed(zoo, device=device)
+    else: name, Z = what, reference_embeddings(zoo)[what]
+    res = evaluate_embeddings(zoo, Z, seeds=pseeds, epochs=epochs, predictors=predictors, encoder_seed=seed)
+    return res.assign(encoder=name)
+
 def _downstream_stage(out: Path, cfg: StudyConfig, kind: str, device):
-    zoo = Zoo(out / "zoos" / kind)
-    parts = [evaluate_embeddings(zoo, np.zeros((len(zoo), 16), np.float32), seeds=range(cfg.predictor_seeds),
-                                 epochs=cfg.predictor_epochs).assign(encoder="chance (zeros)", encoder_seed=0)]
-    for e in cfg.encoders:
-        if e == "weight-blind": continue
-        for s in range(cfg.seeds):
-            Z = Run(_run_dir(out, kind, e, s)).embed(zoo, device=device)
-            parts.append(evaluate_embeddings(zoo, Z, seeds=[s * 100 + p for p in range(cfg.predictor_seeds)],
-                                             epochs=cfg.predictor_epochs).assign(encoder=e, encoder_seed=s))
-    _write_csv(pd.concat(parts), out / "results" / f"{kind}_downstream.csv")
+    "Every trained encoder's embeddings, and the reference rows: chance (one unit) and the oracle (one unit per seed)."
+    zoo_dir, P = str(out / "zoos" / kind), cfg.predictor_seeds
+    jobs = [(zoo_dir, "chance (zeros)", 0, [0], cfg.predictor_epochs, cfg.predictors, str(device))]
+    jobs += [(zoo_dir, "oracle (rollout statistics)", s, [s], cfg.predictor_epochs, cfg.predictors, str(device)) for s in range(cfg.seeds)]
+    jobs += [(zoo_dir, f"run:{_run_dir(out, kind, e, s)}", s, [s * 100 + p for p in range(P)], cfg.predictor_epochs, cfg.predictors,
+              str(device)) for e in cfg.encoders if e != "weight-blind" for s in range(cfg.seeds)]
+    _write_csv(pd.concat(_pool_map("_downstream_job", jobs, cfg, device)), out / "results" / f"{kind}_downstream.csv")
 
 def _supervised_job(args: tuple) -> pd.DataFrame:
     "One supervised baseline in a worker process."
-    zoo_dir, encoder, target, size, steps, seed, device = args
+    zoo_dir, encoder, target, size, steps, eval_every, patience, seed, device = args
     from rnn_weightspace.core import set_threads
     if str(device) == "cpu": set_threads(1)
-    return train_supervised(Zoo(zoo_dir), encoder, target, size=size, steps=steps, seed=seed, device=device).assign(encoder=encoder, encoder_seed=seed)
-
-def _pool_map(fn_name: str, jobs: list, cfg: StudyConfig, device):
-    "`rnn_weightspace.reproduce.<fn_name>` over `jobs`, results in order: in `cfg.workers` spawned processes (on a GPU they share it)."
-    fn = getattr(import_module("rnn_weightspace.reproduce"), fn_name)      # by module, so that spawned workers can import it
-    if cfg.workers <= 1:
-        yield from map(fn, jobs)
-        return
-    import multiprocessing as mp
-    from concurrent.futures import ProcessPoolExecutor
-    with ProcessPoolExecutor(cfg.workers, mp_context=mp.get_context("spawn")) as ex: yield from ex.map(fn, jobs)
+    return (train_supervised(Zoo(zoo_dir), encoder, target, size=size, max_steps=steps, eval_every=eval_every, patience=patience,
+                             seed=seed, device=device).assign(encoder=encoder, encoder_seed=seed))
 
 def _supervised_stage(out: Path, cfg: StudyConfig, kind: str, device):
     zoo = Zoo(out / "zoos" / kind)
-    jobs = [(str(zoo.root), e, t, cfg.supervised_size, _steps(cfg.supervised_steps, cfg.step_scale), s, str(device))
-            for e in cfg.encoders if e != "weight-blind" for t in (cfg.supervised_targets or targets_for(zoo)) for s in range(cfg.seeds)]
-    _write_csv(pd.concat(_pool_map("_supervised_job", jobs, cfg, device)), out / "results" / f"{kind}_supervised.csv")
-
-def _write_csv(df: pd.DataFrame, path: Path):
-    with atomic_write(path, "w") as f: df.to_csv(f, index=False)
+    cap = _steps(cfg.supervised_steps, cfg.step_scale)
+    jobs = [(str(zoo.root), e, t, cfg.supervised_size, cap, min(cap, cfg.supervised_eval_every), cfg.supervised_patience, s, str(device))
+            for e in _supervised_encoders(cfg) for t in _supervised_targets(cfg, zoo) for s in range(cfg.seeds)]
+    jobs.sort(key=lambda j: -_cost(kind, j[1]))
+    if jobs: _write_csv(pd.concat(_pool_map("_supervised_job", jobs, cfg, device)), out / "results" / f"{kind}_supervised.csv")
 
 # %% ../nbs/41_reproduce.ipynb #469c5fa4
-def _fmt(mean, lo, hi, d=4): return f"{mean:.{d}f} [{lo:.{d}f}, {hi:.{d}f}]"
+def _fmt(mean, lo, hi, d=4) -> str:
+    if not np.isfinite(mean): return "—"
+    return f"{mean:.{d}f} [{lo:.{d}f}, {hi:.{d}f}]" if np.isfinite(lo) else f"{mean:.{d}f}"
 
 def _md_table(df: pd.DataFrame) -> str:
     cols = [df.index.name or ""] + [str(c) for c in df.columns]
@@ -179,66 +222,139 @@ def _md_table(df: pd.DataFrame) -> str:
     lines += ["| " + " | ".join([str(i)] + [str(v) for v in row]) + " |" for i, row in zip(df.index, df.to_numpy())]
     return "\n".join(lines)
 
-def _emulation_summary(emu: pd.DataFrame, kind: str) -> pd.DataFrame:
-    from rnn_weightspace.training import bootstrap_ci
+def _label(e: str) -> str:
+    "An encoder's row label: the paper's names as they are, ours marked."
+    return e if e in PAPER_ENCODERS or e == "weight-blind" or e not in ENCODERS else f"{e} (ours)"
+
+def emulation_summary(emu: pd.DataFrame, # per run: `encoder`, `seed`, `val`, `ood` (a study's `results/<kind>_emulation.csv`)
+                      kind: str, # the zoo kind, for the paper's Table 2 column
+                      level: float = 0.95, # coverage of the intervals
+                     ) -> pd.DataFrame:
+    "Per encoder: val and OOD loss as mean [Student-t interval over seeds], n seeds, and the paper's Table 2 value."
     rows = {}
     for e, g in emu.groupby("encoder", sort=False):
-        cell = {}
-        for split in ("val", "ood"):
-            v = g[split].to_numpy()
-            lo, hi = bootstrap_ci(v) if len(v) > 1 else (v[0], v[0])
-            cell[f"{split} loss"] = _fmt(v.mean(), lo, hi)
+        cell = {f"{s} loss": _fmt(g[s].mean(), *mean_ci(g[s], level)) for s in ("val", "ood")}
         p = PAPER_EMULATION.get(kind, {}).get(e)
-        cell["paper (val, 100k steps)"] = _fmt(*p, d=3) if p else "—"
-        cell["seeds"] = len(g)
-        rows[e] = cell
+        rows[_label(e)] = {**cell, "n": len(g), "paper (val, 100k steps, 15 seeds)": _fmt(*p, d=3) if p else "—"}
     df = pd.DataFrame(rows).T
     df.index.name = "encoder"
     return df
 
-def _bar_figure(path: Path, summary: pd.DataFrame, title: str, ylabel: str):
-    import matplotlib
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-    fig, ax = plt.subplots(figsize=(max(5, 0.9 * len(summary)), 3.5))
-    x = np.arange(len(summary))
-    ax.bar(x, summary["mean"], yerr=[summary["mean"] - summary["ci_low"], summary["ci_high"] - summary["mean"]], capsize=3, color="C0")
-    ax.set_xticks(x, summary.index, rotation=30, ha="right"); ax.set_ylabel(ylabel); ax.set_title(title)
-    fig.savefig(path, dpi=120, bbox_inches="tight"); plt.close(fig)
+def ordering(a: Sequence[float], # one value per seed of the first encoder
+             b: Sequence[float], # ... of the second
+             level: float = 0.95, # coverage of the two intervals
+            ) -> str:
+    "`\"below\"` if `a`'s interval lies entirely below `b`'s, `\"above\"` if entirely above, else `\"overlap\"` (not resolved)."
+    (la, ha), (lb, hb) = mean_ci(a, level), mean_ci(b, level)
+    if not all(np.isfinite([la, ha, lb, hb])): return "overlap"
+    return "below" if ha < lb else "above" if la > hb else "overlap"
 
+def _claims(encoders: Sequence[str]) -> list[tuple[str, str, str]]:
+    "`(question, a, b)` pairs a study answers, for the encoders it ran."
+    have = set(encoders)
+    pairs = [("the encoder carries information: below the weight-blind emulator", e, "weight-blind") for e in encoders if e != "weight-blind"]
+    pairs += [("functionalist below mechanistic (the paper)", p, m) for p in ("probe-static", "probe-interactive")
+              for m in ("layerwise-stats", "flat", "param-transformer", "dws")]
+    pairs += [("interactive below non-interactive (the paper)", "probe-interactive", "probe-static"),
+              ("interactive below non-interactive, log-softmax reader (ours)", "probe-interactive-logprob", "probe-static-logprob")]
+    pairs += [("our variant below the paper's encoder", v, p) for v, p in (("layerwise-stats-gates", "layerwise-stats"), ("dws-full", "dws"),
+              ("probe-static-logprob", "probe-static"), ("probe-interactive-logprob", "probe-interactive"))]
+    return [(q, a, b) for q, a, b in pairs if a in have and b in have]
+
+def comparisons(emu: pd.DataFrame, # per run: `encoder`, `seed`, `val`, `ood`
+                level: float = 0.95, # coverage of the intervals
+               ) -> pd.DataFrame:
+    "The study's questions, each answered on val and OOD by the intervals: `below` (resolved), `above` (resolved) or `overlap`."
+    by = {e: g for e, g in emu.groupby("encoder")}
+    rows = []
+    for q, a, b in _claims(list(by)):
+        rows.append({"question": q, "a": _label(a), "b": _label(b),
+                     **{s: ordering(by[a][s].to_numpy(), by[b][s].to_numpy(), level) for s in ("val", "ood")},
+                     "n": min(len(by[a]), len(by[b]))})
+    return pd.DataFrame(rows, columns=["question", "a", "b", "val", "ood", "n"])
+
+# %% ../nbs/41_reproduce.ipynb #322143ad
 def learning_curves(runs: dict[str, Sequence[str | Path]], # encoder -> its run folders (one per seed)
                     splits: Sequence[str] = ("val", "ood"), # the evaluation splits to keep ("train" is the logged training loss)
+                    level: float = 0.95, # coverage of the bands
                    ) -> pd.DataFrame:
-    "Emulation loss at every evaluation step, per encoder and split: mean over seeds and its bootstrap 95% CI (over seeds)."
-    from rnn_weightspace.training import Run, bootstrap_ci
+    "Emulation loss at every evaluation step, per encoder and split: mean over seeds and its Student-t interval (n seeds)."
     rows = []
     for enc, dirs in runs.items():
         m = pd.concat([Run(d).metrics.assign(seed=i) for i, d in enumerate(dirs)])
         for (split, step), g in m[m.split.isin(splits)].groupby(["split", "step"]):
             v = g.loss.to_numpy()
-            lo, hi = bootstrap_ci(v) if len(v) > 1 else (v[0], v[0])
-            rows.append({"encoder": enc, "split": split, "step": int(step), "mean": float(v.mean()), "ci_low": lo, "ci_high": hi, "seeds": len(v)})
+            lo, hi = mean_ci(v, level)
+            rows.append({"encoder": enc, "split": split, "step": int(step), "mean": float(v.mean()), "ci_low": lo, "ci_high": hi, "n": len(v)})
     return pd.DataFrame(rows)
 
 def plot_learning_curves(curves: pd.DataFrame, # from `learning_curves`
                          title: str = "", # the figure's title
                          skip_first: bool = True, # leave out step 0 (the untrained loss, far above the rest)
                         ):
-    "One panel per split: the loss of every encoder against training steps, with CI bands over seeds."
+    "One panel per split: the loss of every encoder against training steps, with interval bands over seeds."
     import matplotlib.pyplot as plt
     splits = sorted(set(curves.split), key=lambda s: ({"train": 0, "val": 1, "ood": 2}.get(s, 3), s))   # val before ood
     fig, axs = plt.subplots(1, len(splits), figsize=(5.5 * len(splits), 3.8), sharey=True, squeeze=False)
     for ax, split in zip(axs[0], splits):
         for i, (enc, g) in enumerate(curves[curves.split == split].groupby("encoder", sort=False)):
             g = g[g.step > 0] if skip_first else g
-            style = dict(color="k", ls="--") if enc == "weight-blind" else dict(color=f"C{i}")
-            ax.plot(g.step, g["mean"], label=enc, **style)
-            ax.fill_between(g.step, g.ci_low, g.ci_high, alpha=0.15, color=style["color"])
+            style = dict(color="k", ls="--") if enc == "weight-blind" else dict(color=f"C{i % 10}", ls="-" if enc in PAPER_ENCODERS else ":")
+            ax.plot(g.step, g["mean"], label=_label(enc), **style)
+            if g.ci_low.notna().any(): ax.fill_between(g.step, g.ci_low, g.ci_high, alpha=0.12, color=style["color"])
         ax.set_title(f"{title} {split}".strip()); ax.set_xlabel("training step"); ax.set_ylabel("emulation loss")
     axs[0][-1].legend(fontsize=7)
     fig.tight_layout()
     return fig
 
+def _save(fig, path: Path):
+    import matplotlib.pyplot as plt
+    fig.savefig(path, dpi=120, bbox_inches="tight"); plt.close(fig)
+
+def _bar_figure(path: Path, summary: pd.DataFrame, title: str, ylabel: str):
+    "Bars with interval whiskers: `summary` indexed by label, with `mean`, `ci_low`, `ci_high`."
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    fig, ax = plt.subplots(figsize=(max(5, 0.7 * len(summary)), 3.5))
+    x = np.arange(len(summary))
+    err = np.nan_to_num(np.stack([summary["mean"] - summary["ci_low"], summary["ci_high"] - summary["mean"]]))
+    ax.bar(x, summary["mean"], yerr=err, capsize=3, color=["C0" if e in PAPER_ENCODERS else "0.6" if e == "weight-blind" else "C1"
+                                                              for e in summary.index])
+    ax.set_xticks(x, [_label(e) for e in summary.index], rotation=35, ha="right"); ax.set_ylabel(ylabel); ax.set_title(title)
+    _save(fig, path)
+
+PARTS = {"encoder.probe_generator": "E_I (probe generator)", "encoder.reader": "E_O (reader)", "encoder.aggregator": "E_R (aggregator)",
+         "encoder.readout": "readout", "emulator": "emulator"}
+
+def diagnostics_table(runs: dict[str, Sequence[str | Path]], # encoder -> its run folders (one per seed)
+                     ) -> pd.DataFrame:
+    "Every run's logged diagnostics (`Run.diagnostics`), with `encoder` and `seed` columns."
+    parts = [Run(d).diagnostics.assign(encoder=e, seed=i) for e, dirs in runs.items() for i, d in enumerate(dirs)]
+    return pd.concat(parts) if parts else pd.DataFrame(columns=["step", "what", "part", "value", "encoder", "seed"])
+
+def plot_diagnostics(diag: pd.DataFrame, # from `diagnostics_table`, for probing encoders
+                     title: str = "", # the figure's title
+                    ):
+    "Gradient norm of each part of the probing encoders (one panel each) and the spread of their probes, means over seeds."
+    import matplotlib.pyplot as plt
+    encs = list(dict.fromkeys(diag.encoder))
+    fig, axs = plt.subplots(1, len(encs) + 1, figsize=(3.6 * (len(encs) + 1), 3.4), squeeze=False)
+    g = diag[diag.what == "grad_norm"].groupby(["encoder", "part", "step"]).value.mean()
+    for ax, e in zip(axs[0], encs):
+        for i, (part, name) in enumerate(PARTS.items()):
+            if (e, part) in g.index.droplevel("step"): ax.plot(g[e, part].index, g[e, part].values, ".-", ms=3, label=name, color=f"C{i}")
+        ax.set_yscale("log"); ax.set_title(_label(e), fontsize=9); ax.set_xlabel("training step")
+    axs[0][0].set_ylabel("gradient norm (before clipping)"); axs[0][0].legend(fontsize=7)
+    ax = axs[0][-1]
+    sp = diag[diag.what == "probe_spread"].groupby(["encoder", "step"]).value.mean()
+    for i, e in enumerate(encs):
+        if e in sp.index.get_level_values(0): ax.plot(sp[e].index, sp[e].values, label=_label(e), color=f"C{i}")
+    ax.set_title("spread of probes across models", fontsize=9); ax.set_xlabel("training step"); ax.legend(fontsize=7)
+    fig.suptitle(title); fig.tight_layout()
+    return fig
+
+# %% ../nbs/41_reproduce.ipynb #f27c082e
 def hardware() -> str:
     "The GPU's name if CUDA is available, else the CPU model and its core count."
     if torch.cuda.is_available(): return torch.cuda.get_device_name()
@@ -290,12 +406,105 @@ def extrapolate_timings(cfg: StudyConfig, # the scaled-down study
 ZOO_PRESET_RUNS = {kind: (lambda preset, kind=kind: import_module(zoo_config_class(kind).__module__).get_preset(preset).n_runs)
                    for kind in ("formal-languages", "sequential-mnist")}
 
+# %% ../nbs/41_reproduce.ipynb #5c6337ad
+def _downstream_sections(summ: pd.DataFrame, kind: str) -> list[str]:
+    "The downstream tables of one zoo kind, as markdown lines."
+    L = []
+    secondary = ["exact_accuracy", "accuracy_m_b", "accuracy_m_c", "accuracy_m_d", "circular_error", "kendall_tau", "accuracy"]
+    for split, stratum, pred, metrics, what in (
+            ("test", "all", "mlp", "primary", "primary metrics (the paper's losses)"),
+            ("test", "all", "mlp", secondary, "secondary metrics"),
+            ("test", "trained", "mlp", "primary", "trained checkpoints only (task accuracy ≥ 0.5), primary metrics"),
+            ("val", "all", "mlp", "primary", "primary metrics"),
+            ("test", "all", "linear", "primary", "linear predictor, primary metrics")):
+        t = results_table(summ, kind, split=split, predictor=pred, metrics=metrics, stratum=stratum, digits=4)
+        if t.empty: continue
+        t.index = [_label(e) for e in t.index]; t.index.name = "encoder"
+        head = SPLITS[split].split(" (")[0]
+        L += [f"#### {head[0].upper() + head[1:]}: {what}", "", f"*{t.attrs['caption']}.*", "", _md_table(t), ""]
+    return L
+
+def _supervised_steps(sup: pd.DataFrame) -> pd.DataFrame:
+    "Steps each supervised baseline trained before early stopping, and its best step: mean [interval] over seeds."
+    rows = {}
+    for (e, t), g in sup[sup.split == "fit"].groupby(["encoder", "target"], sort=False):
+        cell = {}
+        for m in ("steps", "best_step"):
+            v = g[g.metric == m].value.to_numpy()
+            cell[m] = _fmt(v.mean(), *mean_ci(v), d=0) if len(v) else "—"
+        rows[f"{e} → {t}"] = {**cell, "n": len(g[g.metric == "steps"])}
+    df = pd.DataFrame(rows).T
+    df.index.name = "baseline → target"
+    return df
+
+def _kind_section(out: Path, cfg: StudyConfig, kind: str) -> list[str]:
+    "The report's section on one zoo kind (and its figures and summary CSVs, written on the way)."
+    import matplotlib
+    matplotlib.use("Agg")
+    zoo = Zoo(out / "zoos" / kind)
+    splits = zoo.metadata.groupby("split").task.apply(lambda t: len({tuple(x) if isinstance(x, list) else x for x in t}))
+    L = [f"## {kind}", "", f"{zoo.manifest.get('name')}: {len(zoo)} checkpoints of {zoo.manifest['n_runs']} runs; tasks per split: "
+         + ", ".join(f"{s} {n}" for s, n in splits.items()) + ".", ""]
+    emu = pd.read_csv(out / "results" / f"{kind}_emulation.csv")
+    L += ["### Emulation loss (total variation; lower is better)", "",
+          f"Best validation checkpoint of each run (OOD at the same step); mean and 95% Student-t interval over the n encoder "
+          "seeds. The paper's six encoders are the authors' released configurations (at this study's size); rows marked "
+          "(ours) are our variants, beyond the paper.", "", _md_table(emulation_summary(emu, kind)), "",
+          f"![emulation loss](figures/{kind}_emulation.png)", ""]
+    bars = pd.DataFrame({e: {"mean": g.val.mean(), **dict(zip(("ci_low", "ci_high"), mean_ci(g.val)))} for e, g in emu.groupby("encoder", sort=False)}).T
+    _bar_figure(out / "figures" / f"{kind}_emulation.png", bars, f"{kind}: validation emulation loss (mean, 95% t-interval)", "total variation")
+    comp = comparisons(emu)
+    _write_csv(comp, out / "results" / f"{kind}_comparisons.csv")
+    L += ["### What the intervals resolve", "",
+          "`below`/`above`: the first encoder's 95% interval lies entirely below/above the second's; `overlap`: not resolved at "
+          "this number of seeds.", "", _md_table(comp.set_index("question")), ""]
+    res = pd.read_csv(out / "results" / f"{kind}_downstream.csv")
+    if (sup_f := out / "results" / f"{kind}_supervised.csv").exists():
+        sup = pd.read_csv(sup_f)
+        res = pd.concat([res, sup.assign(encoder=sup.encoder + " (supervised)")])
+    summ = summarize(res)
+    _write_csv(summ, out / "results" / f"{kind}_summary.csv")
+    L += ["### Downstream: predicting the RNNs' properties from frozen embeddings", "",
+          "The paper's protocol: predictors trained on the train tasks and half of the OOD tasks, scored on the other half; "
+          "for each encoder seed the predictor seeds are averaged first, so n counts encoder seeds. Reference rows: chance "
+          "(constant embeddings, one unit) and an oracle with privileged information (statistics of each checkpoint's "
+          "stored rollouts; n counts predictor seeds). Supervised rows: the same encoder architecture trained end to end on "
+          "the target, stopped early on the validation tasks.", ""]
+    L += _downstream_sections(summ, kind)
+    if sup_f.exists(): L += ["#### Supervised baselines: steps trained", "", _md_table(_supervised_steps(sup)), ""]
+    prim = {"formal-languages": ("task", "bce"), "sequential-mnist": ("angle", "mse")}[kind]
+    b = summ[(summ.split == "test") & (summ.predictor == "mlp") & (summ.stratum == STRATA["all"][0]) & (summ.target == prim[0])
+             & (summ.metric == prim[1]) & summ.encoder.isin(ENCODERS)].set_index("encoder")
+    if len(b):
+        _bar_figure(out / "figures" / f"{kind}_downstream.png", b, f"{kind}: held-out OOD {prim[0]} ({prim[1]}, lower is better)", prim[1])
+        L += [f"![downstream](figures/{kind}_downstream.png)", ""]
+    runs = {e: [_run_dir(out, kind, e, s) for s in range(cfg.seeds)] for e in cfg.encoders}
+    curves = learning_curves(runs)
+    _write_csv(curves, out / "results" / f"{kind}_curves.csv")
+    _save(plot_learning_curves(curves, kind), out / "figures" / f"{kind}_curves.png")
+    L += ["### Learning curves", "", f"Emulation loss on val and OOD checkpoints against training steps, mean over {cfg.seeds} seed(s) "
+          "with 95% t-interval bands; dashed: the weight-blind emulator, dotted: our variants.", "", f"![learning curves](figures/{kind}_curves.png)", ""]
+    probing = [e for e in cfg.encoders if e.startswith("probe-")]
+    if probing:
+        diag = diagnostics_table({e: runs[e] for e in probing})
+        _write_csv(diag, out / "results" / f"{kind}_diagnostics.csv")
+        _save(plot_diagnostics(diag, kind), out / "figures" / f"{kind}_diagnostics.png")
+        L += ["### Ablation: how the probing encoders read the RNN", "",
+              "The paper's probing encoders read the RNN's raw outputs; the -logprob variants read log-probabilities (and, on "
+              "sequential MNIST, probe over the data's range instead of [0, 1]). On formal languages the reader is the only "
+              "difference, so the interactive-vs-non-interactive rows of the table above, under each reader, answer whether "
+              "the reader changes that ordering. Below: the gradient norm reaching each part (probe generator E_I, reader E_O, "
+              "aggregator E_R, readout, emulator) and the spread of the probes across models (0 for non-interactive "
+              "probing), means over seeds.", "", f"![diagnostics](figures/{kind}_diagnostics.png)", ""]
+    L += ["### Runs (seed 0): learning curves, clones, PCA of val/OOD embeddings", ""]
+    L += [f"- `{e}`: " + ", ".join(f"[{p.stem}]({p.relative_to(out)})" for p in sorted(runs[e][0].glob('*.png'))) for e in cfg.encoders]
+    return L + [""]
+
 def write_report(out: str | Path, # the study folder (its results/ are read; report.md and figures/ written)
                  cfg: StudyConfig, # the study's config
                  timings: dict[str, float], # seconds per stage, for the report's time table
                 ) -> Path:
     "Write `out/report.md` and its figures from the study's results."
-    from rnn_weightspace.training import bootstrap_ci
     out = Path(out)
     (out / "figures").mkdir(parents=True, exist_ok=True)
     env = env_report()
@@ -304,46 +513,10 @@ def write_report(out: str | Path, # the study folder (its results/ are read; rep
          f"Hardware: {hardware()}, torch {env['torch']}; {cfg.workers} worker process(es). "
          f"Total time: {sum(timings.values()) / 60:.1f} min.", "",
          f"Zoos: preset `{cfg.zoo_preset}`; training: preset `{cfg.train_preset}` {cfg.train_overrides or ''}; "
-         f"{cfg.seeds} encoder seed(s) x {cfg.predictor_seeds} predictor seed(s); supervised baselines: {cfg.supervised_steps} steps at size `{cfg.supervised_size}`. "
-         "Cells are means with bootstrap 95% confidence intervals over seeds.", ""]
-    for kind in cfg.zoo_kinds:
-        zoo = Zoo(out / "zoos" / kind)
-        L += [f"## {kind}", "", f"{zoo.manifest.get('name')}: {len(zoo)} checkpoints of {zoo.manifest['n_runs']} runs.", ""]
-        emu = pd.read_csv(out / "results" / f"{kind}_emulation.csv")
-        es = _emulation_summary(emu, kind)
-        L += ["### Emulation loss (total variation; lower is better)", "", _md_table(es), "",
-              f"![emulation loss](figures/{kind}_emulation.png)", ""]
-        bars = pd.DataFrame({e: {"mean": g.val.mean(), **dict(zip(("ci_low", "ci_high"), bootstrap_ci(g.val) if len(g) > 1 else (g.val.iloc[0],) * 2))}
-                             for e, g in emu.groupby("encoder", sort=False)}).T
-        _bar_figure(out / "figures" / f"{kind}_emulation.png", bars, f"{kind}: validation emulation loss", "total variation")
-        res = pd.read_csv(out / "results" / f"{kind}_downstream.csv")
-        sup = out / "results" / f"{kind}_supervised.csv"
-        if sup.exists(): res = pd.concat([res, pd.read_csv(sup).assign(encoder=lambda d: d.encoder + " (supervised)")])
-        summ = summarize(res)
-        _write_csv(summ, out / "results" / f"{kind}_summary.csv")
-        for split, what in (("test", "held-out OOD tasks (the paper's protocol)"), ("val", "validation tasks (in distribution)")):
-            for pred in ("mlp", "linear"):
-                t = results_table(summ, kind, split=split, predictor=pred)
-                t.index.name = "encoder"
-                L += [f"### Downstream, {what}: {'MLP' if pred == 'mlp' else 'linear'} predictor on frozen embeddings", "", _md_table(t), ""]
-        prim = {"formal-languages": ("task", "exact_accuracy"), "sequential-mnist": ("angle", "circular_error")}[kind]
-        b = summ[(summ.split == "test") & (summ.predictor == "mlp") & (summ.target == prim[0]) & (summ.metric == prim[1])].set_index("encoder")
-        _bar_figure(out / "figures" / f"{kind}_downstream.png", b, f"{kind}: OOD {prim[0]} ({prim[1]})", prim[1])
-        L += [f"![downstream](figures/{kind}_downstream.png)", ""]
-        curves = learning_curves({e: [_run_dir(out, kind, e, sd) for sd in range(cfg.seeds)] for e in cfg.encoders})
-        _write_csv(curves, out / "results" / f"{kind}_curves.csv")
-        import matplotlib
-        matplotlib.use("Agg")
-        fig = plot_learning_curves(curves, kind)
-        fig.savefig(out / "figures" / f"{kind}_curves.png", dpi=120, bbox_inches="tight")
-        import matplotlib.pyplot as plt
-        plt.close(fig)
-        L += ["### Learning curves", "", f"Emulation loss on val and OOD checkpoints against training steps, mean over {cfg.seeds} seed(s) "
-              "with bootstrap 95% CI bands; the dashed line is the weight-blind emulator.", "", f"![learning curves](figures/{kind}_curves.png)", ""]
-        figs = [(e, _run_dir(out, kind, e, 0)) for e in cfg.encoders]
-        L += ["### Runs (seed 0): learning curves, clones, PCA of val/OOD embeddings", ""]
-        L += [f"- `{e}`: " + ", ".join(f"[{p.stem}]({p.relative_to(out)})" for p in sorted(d.glob('*.png'))) for e, d in figs]
-        L += [""]
+         f"{cfg.seeds} encoder seed(s) x {cfg.predictor_seeds} predictor seed(s); supervised baselines: at most {cfg.supervised_steps} "
+         f"steps at size `{cfg.supervised_size}`, stopped early on the validation tasks. Intervals are 95% Student-t intervals "
+         "over encoder seeds (n in every table); with one seed there is no interval.", ""]
+    for kind in cfg.zoo_kinds: L += _kind_section(out, cfg, kind)
     L += ["## Stage times", "", "| stage | seconds |", "|---|---|"] + [f"| {k} | {v:.0f} |" for k, v in timings.items()] + [""]
     if cfg.step_scale != 1 or "n_runs" in cfg.zoo_overrides:
         rates = {k: json.loads(f.read_text()) for k in cfg.zoo_kinds if (f := out / "stages" / f"zoo-rates-{k}.json").exists()}
@@ -373,6 +546,8 @@ def reproduce(out: str | Path, # the study folder (created, or continued)
     try: cfg = replace(STUDY_PRESETS[preset], **overrides)
     except TypeError as e: raise RNNWSError(f"bad override: {e}") from None
     cfg.zoo_kinds, cfg.encoders = tuple(cfg.zoo_kinds), tuple(cfg.encoders)
+    if bad := [e for e in cfg.encoders if e != "weight-blind" and e not in ENCODERS]:
+        raise RNNWSError(f"unknown encoders {bad}; choose from {sorted(ENCODERS) + ['weight-blind']}")
     out, device = Path(out), get_device(device)
     saved = out / "study.json"
     if saved.exists():
@@ -386,22 +561,23 @@ def reproduce(out: str | Path, # the study folder (created, or continued)
         atomic_write_json(saved, cfg.to_dict())
         return _run_study(out, cfg, device, log)
 
+def _build_zoo(out: Path, cfg: StudyConfig, kind: str, device):
+    mod = import_module(zoo_config_class(kind).__module__)
+    d = out / "zoos" / kind
+    try: zcfg = _scale_zoo(replace(mod.get_preset(cfg.zoo_preset), **cfg.zoo_overrides), cfg.step_scale)
+    except TypeError as e: raise RNNWSError(f"bad zoo override: {e}") from None
+    gpu = torch.device(device).type == "cuda"
+    build_zoo(zcfg, d, workers=cfg.workers, backend="batched" if gpu else "cpu", device=str(device) if gpu else None,
+              resume=d.exists(), progress=False)
+
 def _run_study(out: Path, cfg: StudyConfig, device, log) -> Path:
     timings = {}
     for kind in cfg.zoo_kinds:
-        def zoos(kind=kind):
-            mod = import_module(zoo_config_class(kind).__module__)
-            d = out / "zoos" / kind
-            zcfg = mod.get_preset(cfg.zoo_preset)
-            try: zcfg = _scale_zoo(replace(zcfg, **cfg.zoo_overrides), cfg.step_scale)
-            except TypeError as e: raise RNNWSError(f"bad zoo override: {e}") from None
-            gpu = torch.device(device).type == "cuda"
-            build_zoo(zcfg, d, workers=cfg.workers, backend="batched" if gpu else "cpu", device=str(device) if gpu else None,
-                      resume=d.exists(), progress=False)
-        timings[f"zoo {kind}"] = _stage(out, f"zoo-{kind}", zoos, log)
+        timings[f"zoo {kind}"] = _stage(out, f"zoo-{kind}", lambda kind=kind: _build_zoo(out, cfg, kind, device), log)
         if cfg.step_scale != 1 and not (f := out / "stages" / f"zoo-rates-{kind}.json").exists():   # for the full-scale estimate
             atomic_write_json(f, zoo_rates(kind, cfg.zoo_preset, device))
-        timings[f"train {kind}"] = _stage(out, f"train-{kind}", lambda kind=kind: _train_stage(out, cfg, kind, device, log), log)
+    timings["train"] = _stage(out, "train", lambda: _train_stage(out, cfg, device, log), log)
+    for kind in cfg.zoo_kinds:
         timings[f"emulation {kind}"] = _stage(out, f"emulation-{kind}", lambda kind=kind: _write_csv(_emulation_table(out, cfg, kind), out / "results" / f"{kind}_emulation.csv"), log)
         timings[f"downstream {kind}"] = _stage(out, f"downstream-{kind}", lambda kind=kind: _downstream_stage(out, cfg, kind, device), log)
         if cfg.supervised_steps:

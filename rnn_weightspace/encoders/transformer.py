@@ -32,7 +32,7 @@ class ParameterTransformerEncoder(WeightEncoder):
     "A Transformer over one token per weight row (with its bias), read out at a learned summary token."
     name, permutation_invariant, sign_invariant = "param-transformer", False, False
     sizes = {"paper": dict(d_model=128, n_layers=6, n_heads=2, dim_feedforward=512),   # the released encoder
-             "small": dict(d_model=32, n_layers=2, n_heads=2, dim_feedforward=128),
+             "small": dict(d_model=32, n_layers=1, n_heads=1, dim_feedforward=128),  # CPU-sized (attention with dropout)
              "tiny": dict(d_model=16, n_layers=1, n_heads=2, dim_feedforward=64)}
 
     def __init__(self, spec: LSTMSpec, # the models this encoder accepts
