@@ -93,6 +93,7 @@ def _parser() -> argparse.ArgumentParser:
     m.add_argument("--zoo", type=Path, default=None, help="zoo folder (default: the run's zoo)")
     m.add_argument("--which", choices=["best", "last"], default="best", help="checkpoint of the run (default: best)")
     m.add_argument("--device", default="cpu", help="cpu or cuda")
+    m.add_argument("--overwrite", action="store_true", help="replace --out if it exists (otherwise an existing file is an error)")
     r = sub.add_parser("reproduce", help="run the whole study and write a report")
     r.add_argument("--preset", choices=["tiny", "small", "paper"], default="tiny", help="study size (default: tiny)")
     r.add_argument("--out", type=Path, required=True, help="study folder (created, or continued)")
@@ -248,7 +249,9 @@ def embed_cmd(args, # the parsed command line
     "Run `rnnws embed`: embed every checkpoint of a zoo with a trained encoder and save them."
     from rnn_weightspace.training import Run, save_embeddings
     run = Run(args.run)
-    path = save_embeddings(run, args.zoo, args.out, which=args.which, device=_device(args.device))
+    if args.out.exists() and not args.out.is_dir() and not args.overwrite:
+        raise RNNWSError(f"{args.out} exists; add --overwrite to replace it")
+    path = save_embeddings(run, args.zoo, args.out, which=args.which, device=_device(args.device), overwrite=args.overwrite)
     print(f"wrote the embeddings of every checkpoint to {path}")
     return 0
 

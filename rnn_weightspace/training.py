@@ -519,9 +519,13 @@ def save_embeddings(run: Run | str | Path, # the trained run
                     out: str | Path, # the file to write (safetensors)
                     which: str = "best", # checkpoint of the run: "best" (lowest val loss) or "last"
                     device: str | torch.device = "cpu", # where the encoder runs
+                    overwrite: bool = False, # replace an existing `out` (otherwise an existing file is an error, before any work)
                    ) -> Path:
-    "Embed every checkpoint of `zoo` and write the embeddings and the zoo's metadata (with splits) to `out`."
+    "Embed every checkpoint of `zoo` and write the embeddings and the zoo's metadata (with splits) to `out` (atomically)."
     from safetensors.numpy import save
+    out = Path(out)
+    if out.is_dir(): raise RNNWSError(f"{out} is a folder; give a file name for the embeddings")
+    if out.exists() and not overwrite: raise RNNWSError(f"{out} exists; pass overwrite=True to replace it")
     run = run if isinstance(run, Run) else Run(run)
     zoo = run._zoo(zoo)
     z = run.embed(zoo, which=which, device=device)
