@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import sys
 from dataclasses import replace
@@ -27,6 +28,26 @@ def _default_workers() -> int:
     try: return len(os.sched_getaffinity(0))
     except AttributeError: return os.cpu_count() or 1
 
+def _int_in(lo: int, hi: int | None = None):
+    "An argparse type: an integer in `[lo, hi]` (no upper bound when `hi` is None)."
+    def parse(s: str) -> int:
+        try: v = int(s)
+        except ValueError: raise argparse.ArgumentTypeError(f"expected an integer, got {s!r}") from None
+        if v < lo or (hi is not None and v > hi):
+            raise argparse.ArgumentTypeError(f"expected an integer {f'>= {lo}' if hi is None else f'from {lo} to {hi}'}, got {v}")
+        return v
+    return parse
+
+def _positive(s: str) -> float:
+    "An argparse type: a finite number > 0 (a learning rate, a step scale)."
+    try: v = float(s)
+    except ValueError: raise argparse.ArgumentTypeError(f"expected a number, got {s!r}") from None
+    if not (math.isfinite(v) and v > 0): raise argparse.ArgumentTypeError(f"expected a finite number > 0, got {s}")
+    return v
+
+_WORKERS, _COUNT, _SEED = _int_in(1, 1024), _int_in(1), _int_in(0, 2**63 - 1)
+_BATCH = _int_in(1, 4096)   # RNN checkpoints per step: the paper uses 64; far larger batches only exhaust memory
+
 def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="rnnws", description="rnn_weightspace: model zoos of RNNs and learning on their weights.")
     sub = p.add_subparsers(dest="group", required=True)
@@ -36,11 +57,11 @@ def _parser() -> argparse.ArgumentParser:
     b.add_argument("--preset", choices=["paper", "small", "tiny"], default="tiny", help="size preset (default: tiny)")
     b.add_argument("--config", type=Path, help="JSON file with a full generator config (replaces --preset)")
     b.add_argument("--out", type=Path, required=True, help="zoo folder to create (or to resume)")
-    b.add_argument("--workers", type=int, default=None, help="worker processes for the CPU backend (default: all cores; 1 per rank under torchrun)")
+    b.add_argument("--workers", type=_WORKERS, default=None, help="worker processes for the CPU backend (default: all cores; 1 per rank under torchrun)")
     b.add_argument("--device", default=None, help="cpu or cuda (default: cuda if available, else cpu)")
     b.add_argument("--backend", choices=["cpu", "batched"], default=None, help="default: cpu on a CPU, batched on a GPU")
-    b.add_argument("--batch-runs", type=int, default=None, help="runs stacked per batched computation (default: all on a GPU)")
-    b.add_argument("--seed", type=int, default=None, help="override the config's seed")
+    b.add_argument("--batch-runs", type=_COUNT, default=None, help="runs stacked per batched computation (default: all on a GPU)")
+    b.add_argument("--seed", type=_SEED, default=None, help="override the config's seed")
     b.add_argument("--source", choices=["offline", "mnist"], default=None,
                    help="sequential-mnist digits: mnist = the 60,000 MNIST training digits (the paper's; default of --preset paper), "
                    "offline = the 10,000 shipped with the package (default of small and tiny; not the paper's data)")
@@ -52,13 +73,13 @@ def _parser() -> argparse.ArgumentParser:
     mg = zoo.add_parser("merge", help="combine zoos built separately (e.g. on several machines, with different --seed) into one")
     mg.add_argument("sources", type=Path, nargs="+", help="the zoo folders, in order")
     mg.add_argument("--out", type=Path, required=True, help="the merged zoo folder to create")
-    mg.add_argument("--runs-per-shard", type=int, default=None, help="default: the first zoo's")
-    mg.add_argument("--splits-from", type=int, default=None, help="use this zoo's (0-based) train/val/ood split for every task")
+    mg.add_argument("--runs-per-shard", type=_COUNT, default=None, help="default: the first zoo's")
+    mg.add_argument("--splits-from", type=_int_in(0), default=None, help="use this zoo's (0-based) train/val/ood split for every task")
     mg.add_argument("--no-progress", action="store_true", help="no progress bar")
     o = zoo.add_parser("import-official", help="convert a zoo released with the paper into this library's format")
     o.add_argument("src", type=Path, help="the released folder (e.g. formal_languages_tokens_4_length_42_2x32)")
     o.add_argument("--out", type=Path, required=True, help="zoo folder to create")
-    o.add_argument("--runs-per-shard", type=int, default=25)
+    o.add_argument("--runs-per-shard", type=_COUNT, default=25)
     i = zoo.add_parser("info", help="summarise a model zoo")
     i.add_argument("path", type=Path, help="zoo folder")
     i.add_argument("--verify", action="store_true", help="check every file's SHA-256 against the manifest")
@@ -76,14 +97,14 @@ def _parser() -> argparse.ArgumentParser:
     t.add_argument("--preset", choices=["paper", "small", "tiny"], default="tiny", help="training preset (default: tiny)")
     t.add_argument("--config", type=Path, help="JSON file with a full TrainConfig (replaces --preset)")
     t.add_argument("--device", default=None, help="cpu or cuda (default: cuda if available)")
-    for flag, typ, what in (("--steps", int, "optimizer steps"), ("--lr", float, "learning rate"), ("--batch-size", int, "RNN checkpoints per step"),
-                            ("--eval-every", int, "steps between evaluations"), ("--seed", int, "seed"), ("--divergence", str, "emulation loss (tv, reverse_kl, kl, reverse_kl_sum, kl_sum, js, ce)"),
+    for flag, typ, what in (("--steps", _COUNT, "optimizer steps"), ("--lr", _positive, "learning rate"), ("--batch-size", _BATCH, "RNN checkpoints per step (at most 4096)"),
+                            ("--eval-every", _COUNT, "steps between evaluations"), ("--seed", _SEED, "seed"), ("--divergence", str, "emulation loss (tv, reverse_kl, kl, reverse_kl_sum, kl_sum, js, ce)"),
                             ("--size", str, "architecture preset of encoder and emulator (paper, small, tiny)"), ("--augment", str, "auto, none, permutations, symmetries"),
                             ("--augment-scope", str, "augmentation scope (batch: one symmetry for the batch, as released; model: one per model)")):
         t.add_argument(flag, type=typ, default=None, help=f"override the preset's {what}")
     t.add_argument("--no-augment-eval", action="store_true", help="evaluate on the models as stored (default: augmented, as released)")
     t.add_argument("--resume", action="store_true", help="continue the run in --out from its last checkpoint")
-    t.add_argument("--max-steps", type=int, default=None, help="stop after this many steps (the run stays resumable)")
+    t.add_argument("--max-steps", type=_COUNT, default=None, help="stop after this many steps (the run stays resumable)")
     t.add_argument("--no-figures", action="store_true", help="do not write figures at the end")
     t.add_argument("--no-progress", action="store_true", help="no progress bar")
     t.add_argument("--distributed", action="store_true", help="data parallel over the processes torchrun started (required, not just allowed)")
@@ -99,12 +120,12 @@ def _parser() -> argparse.ArgumentParser:
     r.add_argument("--out", type=Path, required=True, help="study folder (created, or continued)")
     r.add_argument("--zoo-kind", choices=["formal-languages", "sequential-mnist", "both"], default=None,
                    help="zoo kinds (default: both)")
-    r.add_argument("--seeds", type=int, default=None, help="encoder pre-training seeds (default: the preset's)")
+    r.add_argument("--seeds", type=_COUNT, default=None, help="encoder pre-training seeds (default: the preset's)")
     r.add_argument("--device", default=None, help="cpu or cuda (default: cuda if available)")
-    r.add_argument("--workers", type=int, default=None, help="processes for zoo building and training (default: all cores; 4 runs sharing a GPU)")
-    r.add_argument("--step-scale", type=float, default=None, help="multiply every step count by this (e.g. 0.001): checks a preset end to end, "
+    r.add_argument("--workers", type=_WORKERS, default=None, help="processes for zoo building and training (default: all cores; 4 runs sharing a GPU)")
+    r.add_argument("--step-scale", type=_positive, default=None, help="multiply every step count by this (e.g. 0.001): checks a preset end to end, "
                    "with its other hyper-parameters, and extrapolates its time")
-    r.add_argument("--zoo-runs", type=int, default=None, help="runs per zoo (default: the preset's)")
+    r.add_argument("--zoo-runs", type=_COUNT, default=None, help="runs per zoo (default: the preset's)")
     r.add_argument("--encoders", default=None, help="comma-separated encoders (default: the paper's six, our variants and weight-blind)")
     return p
 
