@@ -4,8 +4,10 @@ The paper's sequential-MNIST zoo reads the 60,000 MNIST training digits from LeC
 such files written from the shipped digits stands in for them (`RNNWS_MNIST_DIR`)."""
 import gzip
 import json
+import os
 import struct
 import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -59,6 +61,7 @@ def test_paper_preset_end_to_end_scaled_down(tmp_path, mnist_files):
 def test_paper_script_refuses_without_a_gpu(tmp_path):
     import torch
     if torch.cuda.is_available(): pytest.skip("this machine has a GPU: the script would start the real study")
-    r = subprocess.run(["bash", str(ROOT / "scripts" / "reproduce_paper.sh"), str(tmp_path / "x")], capture_output=True, text=True)
+    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"}   # this interpreter's python and rnnws first
+    r = subprocess.run(["bash", str(ROOT / "scripts" / "reproduce_paper.sh"), str(tmp_path / "x")], capture_output=True, text=True, env=env)
     assert r.returncode != 0 and "no CUDA device" in r.stderr
     assert not (tmp_path / "x").exists()

@@ -16,8 +16,8 @@ import torch
 from rnn_weightspace.zoo.format import Zoo, zoo_collate
 from rnn_weightspace.zoo.train import FormalLanguageZooConfig, build_zoo
 
-RNNWS = shutil.which("rnnws")  # the installed console script, as users run it
-if RNNWS is None: pytest.skip("the rnnws console script is not installed (pip install -e .)", allow_module_level=True)
+# the `rnnws` command as users run it, through this interpreter (no dependence on what PATH holds)
+RNNWS = [sys.executable, "-m", "rnn_weightspace.cli"]
 
 CFG = {"n_runs": 8, "steps": 150, "checkpoints": [0, 50, 100, 150], "lr_steps": [0, 150], "lr_values": [0.01, 0.003],
        "eval_samples": 200, "n_rollouts": 5, "runs_per_shard": 2, "seed": 7, "preset": "test"}
@@ -25,7 +25,7 @@ CFG = {"n_runs": 8, "steps": 150, "checkpoints": [0, 50, 100, 150], "lr_steps": 
 
 def rnnws(*args, **kw):
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    return subprocess.run([RNNWS, *map(str, args)], capture_output=True, text=True, env=env, **kw)
+    return subprocess.run([*RNNWS, *map(str, args)], capture_output=True, text=True, env=env, **kw)
 
 
 def tree(root: Path) -> dict:
@@ -44,7 +44,7 @@ def reference(tmp_path_factory):
 def test_killed_build_resumes_bit_identical(reference, tmp_path):
     out = tmp_path / "zoo"
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    p = subprocess.Popen([RNNWS, "zoo", "build", "formal-languages", "--config",
+    p = subprocess.Popen([*RNNWS, "zoo", "build", "formal-languages", "--config",
                           str(reference / "cfg.json"), "--out", str(out), "--workers", "2", "--no-progress"],
                          env=env, start_new_session=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     deadline = time.time() + 120
