@@ -18,7 +18,7 @@ from typing import Sequence
 
 import torch
 
-from .core import RNNWSError
+from .core import RNNWSError, Terminated, atomic_write, sigterm_as_interrupt
 
 # %% auto #0
 __all__ = ['zoo_build', 'zoo_merge', 'zoo_info', 'zoo_import', 'encoders_list', 'train_cmd', 'embed_cmd', 'reproduce_cmd', 'main']
@@ -154,12 +154,28 @@ def _digits(cfg, args):
         return replace(cfg, source=source, mnist_dir=str(args.mnist_dir.resolve()))
     return replace(cfg, source=source, mnist_dir=cfg.mnist_dir if source == "mnist" else None)
 
+def _check_out(path: Path, # an output named on the command line
+               flag: str, # its flag, named in the error (e.g. "--out")
+               folder: bool = True, # a folder (True) or a file (False)
+              ) -> None:
+    "Refuse, before any work, an output that cannot be written: a file where a folder goes (or the reverse), an unwritable place."
+    if folder and path.exists() and not path.is_dir(): raise RNNWSError(f"{flag} {path}: exists and is not a folder")
+    if not folder and path.is_dir(): raise RNNWSError(f"{flag} {path}: is a folder; give a file name")
+    place = path if folder and path.is_dir() else path.parent
+    while not place.exists() and place != place.parent: place = place.parent        # the folder that would receive it
+    if not place.is_dir(): raise RNNWSError(f"{flag} {path}: {place} is a file, not a folder")
+    import tempfile
+    try:
+        with tempfile.NamedTemporaryFile(dir=place, prefix=".rnnws-write-test-"): pass    # the only honest test (root, read-only mounts)
+    except OSError as e: raise RNNWSError(f"{flag} {path}: cannot write in {place} ({e.strerror})") from None
+
 def zoo_build(args, # the parsed command line
              ) -> int:
     "Run `rnnws zoo build`: train a model zoo from a preset or a config file; returns the exit status."
     from rnn_weightspace.distributed import dist_info
     from rnn_weightspace.zoo.train import build_zoo
     cfg = _load_config(args)
+    _check_out(args.out, "--out")
     try: device = torch.device(args.device) if args.device else torch.device("cuda" if torch.cuda.is_available() else "cpu")
     except RuntimeError: raise RNNWSError(f"--device {args.device!r} is not a device (use cpu or cuda)") from None
     if device.type == "cuda" and not torch.cuda.is_available(): raise RNNWSError("--device cuda: CUDA is not available on this machine")
@@ -180,6 +196,7 @@ def zoo_merge(args, # the parsed command line
              ) -> int:
     "Run `rnnws zoo merge`: combine zoos built separately into one; returns the exit status."
     from rnn_weightspace.zoo.format import merge_zoos
+    _check_out(args.out, "--out")
     print(merge_zoos(args.sources, args.out, runs_per_shard=args.runs_per_shard, splits_from=args.splits_from, progress=not args.no_progress))
     return 0
 
@@ -187,6 +204,12 @@ def zoo_info(args, # the parsed command line
             ) -> int:
     "Run `rnnws zoo info`: print a zoo's summary, optionally verify its checksums and plot its accuracy."
     from rnn_weightspace.zoo.format import Zoo
+    if args.plot is not None:
+        from matplotlib.backend_bases import FigureCanvasBase
+        kinds = FigureCanvasBase.get_supported_filetypes()
+        if args.plot.suffix[1:].lower() not in kinds:
+            raise RNNWSError(f"--plot {args.plot}: unknown image type {args.plot.suffix or '(no suffix)'!r}; use one of {', '.join(sorted(kinds))}")
+        _check_out(args.plot, "--plot", folder=False)
     zoo = Zoo(args.path, verify=args.verify, allow_incomplete=True)
     print(zoo)
     if args.verify: print("  all files match their checksums")
@@ -194,7 +217,7 @@ def zoo_info(args, # the parsed command line
         import matplotlib
         matplotlib.use("Agg")
         fig = zoo.plot_accuracy()
-        fig.savefig(args.plot, dpi=150, bbox_inches="tight")
+        with atomic_write(args.plot, "wb") as f: fig.savefig(f, format=args.plot.suffix[1:].lower(), dpi=150, bbox_inches="tight")
         print(f"  wrote {args.plot}")
     return 0
 
@@ -203,6 +226,7 @@ def zoo_import(args, # the parsed command line
     "Run `rnnws zoo import-official`: convert a zoo released with the paper into this library's format."
     from rnn_weightspace.zoo.official import import_official
     if args.runs_per_shard < 1: raise RNNWSError("--runs-per-shard must be a positive integer")
+    _check_out(args.out, "--out")
     print(import_official(args.src, args.out, runs_per_shard=args.runs_per_shard))
     return 0
 
@@ -249,6 +273,7 @@ def train_cmd(args, # the parsed command line
         try: d = json.loads(args.config.read_text())
         except (FileNotFoundError, IsADirectoryError): raise RNNWSError(f"{args.config}: no such config file") from None
         except (json.JSONDecodeError, UnicodeDecodeError) as e: raise RNNWSError(f"{args.config}: not valid JSON ({e})") from None
+        if not isinstance(d, dict) or not isinstance(d.get("config", d), dict): raise RNNWSError(f"{args.config}: not a train config (a JSON object)")
         try: cfg = TrainConfig.from_dict({**d.get("config", d), **over})
         except RNNWSError as e: raise RNNWSError(f"{args.config}: {e}") from None
         except TypeError as e: raise RNNWSError(f"{args.config}: not a valid train config ({e})") from None
@@ -256,6 +281,7 @@ def train_cmd(args, # the parsed command line
     if args.max_steps is not None and args.max_steps < 1: raise RNNWSError("--max-steps must be a positive integer")
     from rnn_weightspace.distributed import dist_info
     device, info = _device(args.device), dist_info()
+    _check_out(args.out, "--out")
     zoo = Zoo(args.zoo)
     if not args.no_progress and info.is_main:
         print(f"training {cfg.encoder} ({cfg.size}) on {zoo.manifest.get('name')}: {cfg.steps} steps, batch {cfg.batch_size}, "
@@ -269,9 +295,10 @@ def embed_cmd(args, # the parsed command line
              ) -> int:
     "Run `rnnws embed`: embed every checkpoint of a zoo with a trained encoder and save them."
     from rnn_weightspace.training import Run, save_embeddings
-    run = Run(args.run)
     if args.out.exists() and not args.out.is_dir() and not args.overwrite:
         raise RNNWSError(f"{args.out} exists; add --overwrite to replace it")
+    _check_out(args.out, "--out", folder=False)
+    run = Run(args.run)
     path = save_embeddings(run, args.zoo, args.out, which=args.which, device=_device(args.device), overwrite=args.overwrite)
     print(f"wrote the embeddings of every checkpoint to {path}")
     return 0
@@ -286,6 +313,7 @@ def reproduce_cmd(args, # the parsed command line
         if args.seeds < 1: raise RNNWSError("--seeds must be a positive integer")
         over["seeds"] = args.seeds
     device = _device(args.device)
+    _check_out(args.out, "--out")
     over["workers"] = args.workers if args.workers is not None else (min(4, _default_workers()) if device.type == "cuda" else _default_workers())
     if args.step_scale is not None:
         if not 0 < args.step_scale <= 1: raise RNNWSError("--step-scale must be in (0, 1]")
@@ -303,22 +331,33 @@ def reproduce_cmd(args, # the parsed command line
     print(f"report: {report}")
     return 0
 
+_KEPT = {  # what an interrupted command leaves, and how to go on
+    "build": "the finished shards are kept: continue with --resume",
+    "train": "the last checkpoint is kept: continue with --resume",
+    "reproduce": "finished stages and runs are kept: run the same command again to continue",
+}
+
 def main(argv: Sequence[str] | None = None, # arguments (default: `sys.argv[1:]`)
         ) -> int:
     "Entry point of the `rnnws` console script; returns the exit status."
     args = _parser().parse_args(argv)
     try:
-        if args.group == "encoders": return encoders_list(args)
-        if args.group == "train": return train_cmd(args)
-        if args.group == "embed": return embed_cmd(args)
-        if args.group == "reproduce": return reproduce_cmd(args)
-        return {"build": zoo_build, "merge": zoo_merge, "info": zoo_info, "import-official": zoo_import}[args.command](args)
+        with sigterm_as_interrupt():                  # SIGTERM (kill, timeout, a scheduler's limit) stops like Ctrl-C
+            if args.group == "encoders": return encoders_list(args)
+            if args.group == "train": return train_cmd(args)
+            if args.group == "embed": return embed_cmd(args)
+            if args.group == "reproduce": return reproduce_cmd(args)
+            return {"build": zoo_build, "merge": zoo_merge, "info": zoo_info, "import-official": zoo_import}[args.command](args)
     except RNNWSError as e:
         print(f"rnnws: error: {e}", file=sys.stderr)
         return 2
-    except KeyboardInterrupt:
-        print("rnnws: interrupted; what was finished is kept (zoo shards, run checkpoints): continue with --resume", file=sys.stderr)
-        return 130
+    except OSError as e:                               # the system refused a file operation: say which file, in one line
+        print(f"rnnws: error: {e.filename + ': ' if e.filename else ''}{e.strerror or e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt as e:
+        how = "terminated" if isinstance(e, Terminated) else "interrupted"
+        print(f"rnnws: {how}; {_KEPT.get(args.command if args.group == 'zoo' else args.group, 'nothing was written')}", file=sys.stderr)
+        return 143 if isinstance(e, Terminated) else 130
 
 # %% ../nbs/90_cli.ipynb #971b19d9
 if __name__ == "__main__": sys.exit(main())  # `python -m rnn_weightspace.cli ...` (e.g. under torchrun)

@@ -10,21 +10,28 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import json
+import multiprocessing
 import operator
 import os
 import platform
 import random
+import signal
 import sys
 import tempfile
+import threading
+import time
+from concurrent.futures import ProcessPoolExecutor
+from importlib import import_module
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any, Callable, Iterator
 
 import numpy as np
 import torch
 
 # %% auto #0
 __all__ = ['get_device', 'derive_seed', 'make_generator', 'set_seed', 'set_threads', 'in_test', 'atomic_write',
-           'atomic_write_bytes', 'atomic_write_json', 'folder_lock', 'sha256_file', 'RNNWSError', 'env_report']
+           'atomic_write_bytes', 'atomic_write_json', 'folder_lock', 'sha256_file', 'worker_pool', 'Terminated',
+           'sigterm_as_interrupt', 'RNNWSError', 'env_report']
 
 # %% ../nbs/00_core.ipynb #57937732
 def get_device(device: str | torch.device | None = None, # explicit choice; wins over everything else
@@ -138,6 +145,60 @@ def sha256_file(path: str | Path, # the file to hash
     with open(path, "rb") as f:
         while chunk := f.read(chunk_size): h.update(chunk)
     return h.hexdigest()
+
+# %% ../nbs/00_core.ipynb #86a91e09
+def _worker_start(parent: int, # pid of the process that started the pool
+                  pdeathsig: bool, # the pool was started from the main thread: the kernel may tie us to it
+                  initializer: Callable | None, initargs: tuple) -> None:
+    "Initializer of `worker_pool` workers: die with the parent, leave Ctrl-C to it, then run the caller's initializer."
+    signal.signal(signal.SIGINT, signal.SIG_IGN)                  # the parent handles Ctrl-C and stops its workers
+    if pdeathsig and sys.platform.startswith("linux"):
+        try:
+            import ctypes
+            ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL)   # 1 = PR_SET_PDEATHSIG: killed when the parent dies
+        except (OSError, AttributeError): pass
+    if os.getppid() != parent: os._exit(1)                          # the parent died before we got here
+
+    def watch():                                                    # everywhere else (and belt and braces on Linux)
+        while os.getppid() == parent: time.sleep(0.5)
+        os._exit(1)
+    threading.Thread(target=watch, name="rnnws-parent-watch", daemon=True).start()
+    if initializer is not None: initializer(*initargs)
+
+@contextlib.contextmanager
+def worker_pool(workers: int, # number of spawned processes
+                initializer: Callable | None = None, # run once in each worker (must be importable by module name)
+                initargs: tuple = (), # its arguments
+               ) -> Iterator[ProcessPoolExecutor]:
+    "A `ProcessPoolExecutor` of spawned workers that die with this process and stop at once if the block fails."
+    before = set(multiprocessing.active_children())
+    start = import_module("rnn_weightspace.core")._worker_start       # by module, so that it pickles from a notebook too
+    main = threading.current_thread() is threading.main_thread()
+    pool = ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"), initializer=start,
+                               initargs=(os.getpid(), main, initializer, initargs))
+    try:
+        yield pool
+    except BaseException:                                           # an error, Ctrl-C, SIGTERM, or the consumer stopped early
+        pool.shutdown(wait=False, cancel_futures=True)
+        mine = set(multiprocessing.active_children()) - before
+        for p in mine: p.terminate()
+        for p in mine: p.join(10)
+        pool.shutdown(wait=True)                                    # the workers are gone: this only tidies up
+        raise
+    pool.shutdown(wait=True)
+
+# %% ../nbs/00_core.ipynb #a138d90f
+class Terminated(KeyboardInterrupt):
+    "Raised in the main thread when the process receives SIGTERM inside `sigterm_as_interrupt`."
+
+@contextlib.contextmanager
+def sigterm_as_interrupt() -> Iterator[None]:
+    "Within the block, SIGTERM raises `Terminated` (a `KeyboardInterrupt`) instead of killing the process outright."
+    if threading.current_thread() is not threading.main_thread(): yield; return   # only the main thread may set handlers
+    def handler(signum, frame): raise Terminated(f"terminated by signal {signum}")
+    previous = signal.signal(signal.SIGTERM, handler)
+    try: yield
+    finally: signal.signal(signal.SIGTERM, previous)
 
 # %% ../nbs/00_core.ipynb #f2f15d86
 class RNNWSError(Exception):

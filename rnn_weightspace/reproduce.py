@@ -19,7 +19,7 @@ import numpy as np
 import pandas as pd
 import torch
 
-from .core import RNNWSError, atomic_write, atomic_write_json, env_report, folder_lock, get_device
+from .core import RNNWSError, atomic_write, atomic_write_json, env_report, folder_lock, get_device, worker_pool
 from .encoders.base import ENCODERS, PAPER_ENCODERS
 from .evaluation import (SPLITS, STRATA, evaluate_embeddings, mean_ci, reference_embeddings, results_table, summarize,
                                         targets_for, train_supervised)
@@ -120,9 +120,8 @@ def _pool_map(fn_name: str, jobs: list, cfg, device, ordered: bool = True):
     if cfg.workers <= 1:
         yield from map(fn, jobs)
         return
-    import multiprocessing as mp
-    from concurrent.futures import ProcessPoolExecutor, as_completed
-    with ProcessPoolExecutor(cfg.workers, mp_context=mp.get_context("spawn")) as ex:
+    from concurrent.futures import as_completed
+    with worker_pool(cfg.workers) as ex:
         if ordered: yield from ex.map(fn, jobs)
         else: yield from (f.result() for f in as_completed([ex.submit(fn, j) for j in jobs]))
 

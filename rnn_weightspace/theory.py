@@ -9,10 +9,8 @@ from __future__ import annotations
 
 import itertools
 import math
-from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from importlib import import_module
-from multiprocessing import get_context
 from functools import lru_cache
 from typing import Callable, Hashable, Sequence
 
@@ -22,7 +20,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from .core import RNNWSError, set_threads
+from .core import RNNWSError, set_threads, worker_pool
 from .lstm import LSTMWeights, lstm_step
 
 # %% auto #0
@@ -291,5 +289,5 @@ def interrogation_sweep(family: FunctionFamily, # the functions to identify
     if workers <= 1: rows = [_sweep_job(*j) for j in jobs]
     else:
         job = import_module("rnn_weightspace.theory")._sweep_job          # the installed function pickles into workers
-        with ProcessPoolExecutor(workers, mp_context=get_context("spawn")) as pool: rows = list(pool.map(job, *zip(*jobs)))
+        with worker_pool(workers) as pool: rows = list(pool.map(job, *zip(*jobs)))
     return pd.DataFrame(rows)

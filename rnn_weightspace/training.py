@@ -7,11 +7,14 @@ Docs: https://rnn-weightspace.github.io/rnn_weightspace/training.html.md"""
 # %% ../nbs/31_training.ipynb #970d8d6e
 from __future__ import annotations
 
+import hashlib
 import io
 import json
 import math
+import os
+import re
 import time
-from contextlib import nullcontext
+from contextlib import ExitStack, nullcontext
 from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
@@ -72,24 +75,30 @@ class TrainConfig:
 
     def __post_init__(self):
         bad = lambda f, why: RNNWSError(f"train config field {f!r} {why}")
+        for f in ("encoder", "size", "divergence", "augment", "augment_scope", "preset"):   # strings first: a list is unhashable
+            if not isinstance(getattr(self, f), str): raise bad(f, f"must be a string, got {getattr(self, f)!r}")
         if self.encoder != "weight-blind" and self.encoder not in ENCODERS:
             raise bad("encoder", f"is {self.encoder!r}; choose from {sorted(ENCODERS) + ['weight-blind']}")
         for f in ("embedding_size", "steps", "batch_size", "rollouts_per_model", "eval_every", "eval_rollouts", "log_every"):
             v = getattr(self, f)
             if not isinstance(v, int) or isinstance(v, bool) or v < 1: raise bad(f, f"must be a positive integer, got {v!r}")
-        if not isinstance(self.min_checkpoint_step, int) or self.min_checkpoint_step < 0:
-            raise bad("min_checkpoint_step", f"must be a non-negative integer, got {self.min_checkpoint_step!r}")
+        is_int = lambda v: isinstance(v, int) and not isinstance(v, bool)
+        num = lambda v: isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
+        for f in ("min_checkpoint_step", "seed"):
+            if not is_int(v := getattr(self, f)) or v < 0: raise bad(f, f"must be a non-negative integer, got {v!r}")
         for f in ("eval_models", "early_stopping"):
             v = getattr(self, f)
-            if v is not None and (not isinstance(v, int) or v < 1): raise bad(f, f"must be a positive integer or None, got {v!r}")
+            if v is not None and (not is_int(v) or v < 1): raise bad(f, f"must be a positive integer or None, got {v!r}")
         for f in ("lr", "weight_decay"):
             v = getattr(self, f)
-            if not isinstance(v, (int, float)) or isinstance(v, bool) or v < 0 or (f == "lr" and v == 0): raise bad(f, f"must be a positive number, got {v!r}")
-        if self.clip is not None and (not isinstance(self.clip, (int, float)) or self.clip <= 0): raise bad("clip", f"must be positive or None, got {self.clip!r}")
+            if not num(v) or v < 0 or (f == "lr" and v == 0):
+                raise bad(f, f"must be a {'positive' if f == 'lr' else 'non-negative'} number, got {v!r}")
+        if self.clip is not None and (not num(self.clip) or self.clip <= 0): raise bad("clip", f"must be positive or None, got {self.clip!r}")
         if self.divergence not in DIVERGENCES: raise bad("divergence", f"is {self.divergence!r}; choose from {DIVERGENCES}")
         if self.augment not in AUGMENTATIONS: raise bad("augment", f"is {self.augment!r}; choose from {AUGMENTATIONS}")
         if self.augment_scope not in AUGMENT_SCOPES: raise bad("augment_scope", f"is {self.augment_scope!r}; choose from {AUGMENT_SCOPES}")
-        if not isinstance(self.augment_eval, bool): raise bad("augment_eval", f"must be True or False, got {self.augment_eval!r}")
+        for f in ("augment_eval", "amp"):
+            if not isinstance(v := getattr(self, f), bool): raise bad(f, f"must be true or false, got {v!r}")
         if self.size not in ("paper", "small", "tiny"): raise bad("size", f"is {self.size!r}; choose from paper, small, tiny")
         for f in ("encoder_kwargs", "emulator_kwargs"):
             if not isinstance(getattr(self, f), dict): raise bad(f, "must be a dict")
@@ -127,11 +136,16 @@ def build_models(config: TrainConfig, # the run's config
     domain = input_domain(zoo)
     torch.manual_seed(derive_seed(config.seed, "init"))
     enc = None
-    if config.encoder != "weight-blind":
-        enc = make_encoder(config.encoder, zoo.spec, size=config.size, domain=domain,
-                           embedding_size=config.embedding_size, **config.encoder_kwargs)
-    emu = Emulator.from_size(config.size, domain.size, zoo.spec.output_size,
-                             embedding_size=None if enc is None else config.embedding_size, **config.emulator_kwargs)
+    try:
+        if config.encoder != "weight-blind":
+            enc = make_encoder(config.encoder, zoo.spec, size=config.size, domain=domain,
+                               embedding_size=config.embedding_size, **config.encoder_kwargs)
+    except (TypeError, ValueError) as e:
+        raise RNNWSError(f"train config field 'encoder_kwargs' does not fit {config.encoder}: {e}") from None
+    try: emu = Emulator.from_size(config.size, domain.size, zoo.spec.output_size,
+                                  embedding_size=None if enc is None else config.embedding_size, **config.emulator_kwargs)
+    except (TypeError, ValueError) as e:
+        raise RNNWSError(f"train config field 'emulator_kwargs' does not fit the emulator: {e}") from None
     return enc, emu
 
 # %% ../nbs/31_training.ipynb #89e88e44
@@ -248,15 +262,39 @@ def probe_spread(encoder: WeightEncoder | None, # a probing encoder (anything el
     return float(x.float().std(0).mean())
 
 # %% ../nbs/31_training.ipynb #ff78c85c
+_CHECKPOINT_KEYS = ("step", "best", "since_best", "optimizer", "encoder", "emulator")
+
+def _gist(e: BaseException, limit: int = 200) -> str:
+    "An exception's message as one short line (PyTorch's are often paragraphs)."
+    s = str(e)
+    if m := re.search(r"WeightsUnpickler error: (.+?)(?:\. Please use|$)", s, re.M): s = m.group(1)
+    s = " ".join(s.split()).split(". ")[0] or type(e).__name__
+    return s if len(s) <= limit else s[:limit - 3] + "..."
+
 def _save_checkpoint(path: Path, state: dict) -> None:
     buf = io.BytesIO()
     torch.save(state, buf)
     atomic_write_bytes(path, buf.getvalue())
 
 def _load_checkpoint(path: Path) -> dict:
-    try: return torch.load(path, map_location="cpu", weights_only=True)
+    try: ck = torch.load(path, map_location="cpu", weights_only=True)
     except FileNotFoundError: raise RNNWSError(f"{path}: no such checkpoint") from None
-    except Exception as e: raise RNNWSError(f"{path}: not a readable checkpoint ({type(e).__name__}: {e})") from None
+    except Exception as e:
+        if "Weights only load failed" in str(e):                                   # a pickle of arbitrary objects: refused, not run
+            raise RNNWSError(f"{path}: not a readable checkpoint: it holds objects torch.load(weights_only=True) refuses ({_gist(e)}); "
+                             "a run's checkpoints hold only tensors and numbers") from None
+        raise RNNWSError(f"{path}: not a readable checkpoint (truncated or corrupt: {_gist(e)})") from None
+    if not isinstance(ck, dict) or (missing := [k for k in _CHECKPOINT_KEYS if k not in ck]):
+        raise RNNWSError(f"{path}: not a readable checkpoint (not a run's: missing {missing if isinstance(ck, dict) else list(_CHECKPOINT_KEYS)})")
+    if not isinstance(ck["step"], int) or ck["step"] < 0:
+        raise RNNWSError(f"{path}: not a readable checkpoint (its step is {ck['step']!r})")
+    return ck
+
+def _load_state(module: nn.Module | torch.optim.Optimizer, state: dict, path: Path, part: str) -> None:
+    "`module.load_state_dict(state)`, failing with one line naming the checkpoint file."
+    try: module.load_state_dict(state)
+    except (RuntimeError, ValueError, KeyError, TypeError, AttributeError) as e:
+        raise RNNWSError(f"{path}: its {part} does not fit this run's {part} ({_gist(e)})") from None
 
 def _write_metrics(path: Path, lines: list[dict]) -> None:
     with atomic_write(path, "w") as f:
@@ -271,6 +309,36 @@ def _read_metrics(path: Path) -> list[dict]:
         except json.JSONDecodeError: raise RNNWSError(f"{path}: line {i + 1} is not JSON") from None
     return out
 
+def _read_run_info(folder: Path) -> tuple[dict, TrainConfig]:
+    "A run's `config.json` and its `TrainConfig`, checked; bad input fails with one line naming the file and the field."
+    f = folder / "config.json"
+    if folder.exists() and not folder.is_dir(): raise RNNWSError(f"{folder} is a file, not a run folder")
+    if not f.exists(): raise RNNWSError(f"{folder} is not a run folder (no config.json)")
+    try: info = json.loads(f.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as e: raise RNNWSError(f"{f}: not valid JSON ({e})") from None
+    except OSError as e: raise RNNWSError(f"{f}: cannot read it ({e.strerror})") from None
+    if not isinstance(info, dict): raise RNNWSError(f"{f}: not a run config (a JSON object with fields 'config' and 'zoo')")
+    for k in ("config", "zoo"):
+        if not isinstance(info.get(k), dict):
+            raise RNNWSError(f"{f}: field {k!r} " + ("is missing" if k not in info else "must be a JSON object"))
+    for k, typ, what in (("path", str, "a string"), ("model_spec", dict, "a JSON object"), ("fingerprint", str, "a string")):
+        if k == "fingerprint" and k not in info["zoo"]: continue                   # runs started before fingerprints: the path only
+        if not isinstance(info["zoo"].get(k), typ):
+            raise RNNWSError(f"{f}: field 'zoo.{k}' " + ("is missing" if k not in info["zoo"] else f"must be {what}"))
+    try: config = TrainConfig.from_dict(info["config"])                            # fields added since take their defaults
+    except RNNWSError as e: raise RNNWSError(f"{f}: {e}") from None
+    except TypeError as e: raise RNNWSError(f"{f}: field 'config' is not a train config ({_gist(e)})") from None
+    return info, config
+
+def _zoo_fingerprint(zoo: Zoo) -> str:
+    "A short hash of what `zoo` holds: its manifest's identity, every shard file's SHA-256 (else its folder), and the rows of a view."
+    m = zoo.manifest
+    ident = {k: m.get(k) for k in ("name", "kind", "model_spec", "config", "tasks", "splits", "checkpoint_steps", "n_runs")}
+    ident["files"] = [[f.get("sha256") for _, f in sorted(sh["files"].items())] for sh in m.get("shards", [])]
+    if not ident["files"]: ident["root"] = str(Path(zoo.root).resolve())          # no checksums (a released zoo opened in place)
+    ident["rows"] = hashlib.sha256(np.asarray(zoo.rows, dtype=np.int64).tobytes()).hexdigest()
+    return hashlib.sha256(json.dumps(ident, sort_keys=True, default=str).encode()).hexdigest()[:16]
+
 # %% ../nbs/31_training.ipynb #8c379917
 class Run:
     "A training run folder: config, metrics, checkpoints."
@@ -278,11 +346,7 @@ class Run:
                  path: str | Path, # a run folder (written by `train`)
                 ):
         self.path = Path(path)
-        f = self.path / "config.json"
-        if not f.exists(): raise RNNWSError(f"{self.path} is not a run folder (no config.json)")
-        try: self.info = json.loads(f.read_text())
-        except json.JSONDecodeError as e: raise RNNWSError(f"{f}: not valid JSON ({e})") from None
-        self.config = TrainConfig.from_dict(self.info["config"])
+        self.info, self.config = _read_run_info(self.path)
 
     @property
     def metrics(self) -> pd.DataFrame:
@@ -317,9 +381,10 @@ class Run:
         if which not in ("best", "last"): raise RNNWSError(f"which must be 'best' or 'last', got {which!r}")
         zoo = self._zoo(zoo)
         enc, emu = build_models(self.config, zoo)
-        ck = _load_checkpoint(self.path / "checkpoints" / f"{which}.pt")
-        if enc is not None: enc.load_state_dict(ck["encoder"]); enc.to(device).eval()
-        emu.load_state_dict(ck["emulator"]); emu.to(device).eval()
+        f = self.path / "checkpoints" / f"{which}.pt"
+        ck = _load_checkpoint(f)
+        if enc is not None: _load_state(enc, ck["encoder"], f, "encoder"); enc.to(device).eval()
+        _load_state(emu, ck["emulator"], f, "emulator"); emu.to(device).eval()
         return enc, emu
 
     def _zoo(self, zoo) -> Zoo:
@@ -350,7 +415,7 @@ class Run:
         df, c = self.metrics, self.config
         ev = df[df.split == "val"] if len(df) else df
         best = f", best val {ev.loss.min():.4f} at step {int(ev.loc[ev.loss.idxmin(), 'step'])}" if len(ev) else ""
-        return f"Run {self.path.name}: {c.encoder} ({c.size}) on {self.info['zoo']['name']}, step {self.step}/{c.steps}{best}"
+        return f"Run {self.path.name}: {c.encoder} ({c.size}) on {self.info['zoo'].get('name')}, step {self.step}/{c.steps}{best}"
 
 # %% ../nbs/31_training.ipynb #cf79a505
 def train(zoo: Zoo | str | Path, # the zoo (or its folder) to train on: its train split; val and OOD for evaluation
@@ -364,64 +429,134 @@ def train(zoo: Zoo | str | Path, # the zoo (or its folder) to train on: its trai
           distributed: bool | None = None, # None: data parallel when torchrun started several processes; True: require it; False: never
          ) -> Run:
     "Train `config.encoder` with an emulator on `zoo`; returns the run."
-    device = get_device(device)
+    out, device = Path(out), get_device(device)
     group = process_group(device, required=bool(distributed)) if distributed is not False else nullcontext((DistInfo(), device))
     with group as (dist, device):
-        err = None
-        if dist.is_main:
-            if resume and not (Path(out) / "config.json").exists():
-                err = RNNWSError(f"{out} is not a run folder (no config.json); start it without --resume")
-            elif not resume and Path(out).exists() and any(p.name != ".lock" for p in Path(out).iterdir()):
-                err = RNNWSError(f"{out} already exists and is not empty; choose a new folder or pass resume=True")
-        if dist.distributed:
-            msg = broadcast_object(None if err is None else str(err))
-            if msg is not None and err is None: raise RNNWSError(f"rank 0: {msg}")
-        if err is not None: raise err
+        # everything that can be checked is checked before anything is created: a run that fails here leaves no trace
+        _on_main(dist, lambda: _check_out(out, resume))
         if config.batch_size % dist.world_size:
             raise RNNWSError(f"batch_size={config.batch_size} must be divisible by the number of processes ({dist.world_size}): "
                              "every rank takes an equal share of each batch")
-        with folder_lock(out, "training run") if dist.is_main else nullcontext():
-            return _train(zoo, config, Path(out), device, resume, progress, max_steps, figures, dist)
+        if config.amp and torch.device(device).type != "cuda":
+            raise RNNWSError("amp (bfloat16 autocast) is a CUDA option; the CPU runs in float32")
+        zoo = zoo if isinstance(zoo, Zoo) else Zoo(zoo)
+        fingerprint = _zoo_fingerprint(zoo)
+        view = zoo
+        if config.min_checkpoint_step:
+            view = zoo.select(zoo.metadata.step.to_numpy() >= config.min_checkpoint_step)
+            if not len(view):
+                raise RNNWSError(f"no checkpoint of {zoo.root} is at step {config.min_checkpoint_step} or later (min_checkpoint_step)")
+        if len(view.split("train")) == 0: raise RNNWSError(f"zoo {zoo.root} has no checkpoints in its train split")
+        stored = min((v.shape[1] for v in view.split("train").rollouts[[0]].values()), default=0)   # rollouts per checkpoint
+        for f in ("rollouts_per_model", "eval_rollouts"):
+            if (n := getattr(config, f)) > stored:
+                raise RNNWSError(f"train config field {f!r} is {n} but zoo {zoo.root} stores {stored} rollouts per checkpoint")
+        models = build_models(config, view)
+        with ExitStack() as stack:
+            if dist.is_main:
+                try: stack.enter_context(folder_lock(out, "training run"))
+                except OSError as e: raise RNNWSError(f"{out}: cannot create the run folder ({e.strerror})") from None
+            _on_main(dist, lambda: _check_out(out, resume))                          # again, now that the folder is ours
+            return _train(zoo, view, fingerprint, models, config, out, device, resume, progress, max_steps, figures, dist)
 
-def _train(zoo, config, out, device, resume, progress, max_steps, figures, dist: DistInfo) -> Run:
-    zoo = zoo if isinstance(zoo, Zoo) else Zoo(zoo)
+def _on_main(dist: DistInfo, check) -> None:
+    "Run `check` on rank 0 and raise its `RNNWSError` on every rank (under torchrun all ranks stop together)."
+    err = None
+    if dist.is_main:
+        try: check()
+        except RNNWSError as e: err = e
+    if dist.distributed:
+        msg = broadcast_object(None if err is None else str(err))
+        if msg is not None and err is None: raise RNNWSError(f"rank 0: {msg}")
+    if err is not None: raise err
+
+def _run_state(out: Path) -> tuple[str, str]:
+    "What `out` holds: 'new' (nothing), 'unstarted' (a run without checkpoint), 'started' (with `checkpoints/last.pt`) or 'other'; why."
+    if not out.exists(): return "new", ""
+    names = {p.name for p in out.iterdir() if p.name != ".lock" and not (p.name.startswith(".") and p.name.endswith(".tmp"))}
+    if not names: return "new", ""
+    if (out / "checkpoints" / "last.pt").exists(): return "started", ""
+    if extra := sorted(names - {"config.json", "metrics.jsonl", "checkpoints"}): return "other", f"it holds {extra[:3]}"
+    ck = out / "checkpoints"
+    if ck.exists() and not ck.is_dir(): return "other", "checkpoints is a file"
+    if ck.exists() and (extra := sorted(p.name for p in ck.iterdir() if p.name != "best.pt" and not p.name.endswith(".tmp"))):
+        return "other", f"checkpoints/ holds {extra[:3]}"
+    if "config.json" in names:
+        try: _read_run_info(out)
+        except RNNWSError as e: return "other", str(e)
+    return "unstarted", ""                                                          # stopped before its first checkpoint
+
+def _check_out(out: Path, # the run folder
+               resume: bool, # continue the run in it
+              ) -> str: # its `_run_state`
+    "Check the run folder before training: a writable folder that is new, a run not started yet, or (to resume) a run."
+    if out.exists() and not out.is_dir(): raise RNNWSError(f"{out} is a file, not a run folder; choose a folder for the run")
+    if out.is_dir():
+        for d in (out, out / "checkpoints"):
+            if d.is_dir() and not os.access(d, os.W_OK | os.X_OK):
+                raise RNNWSError(f"{d} is not writable: the run could not save its checkpoints; fix its permissions or choose another folder")
+    else:
+        p = out.absolute().parent
+        while not p.exists(): p = p.parent
+        if not p.is_dir(): raise RNNWSError(f"cannot create the run folder {out}: {p} is a file")
+        if not os.access(p, os.W_OK | os.X_OK): raise RNNWSError(f"cannot create the run folder {out}: {p} is not writable")
+    state, why = _run_state(out)
+    if resume:
+        if state == "new": raise RNNWSError(f"{out} is not a run folder (no config.json); start it without --resume (resume=False)")
+        _read_run_info(out)                                                         # one line naming the file and the field
+    elif state == "started":
+        raise RNNWSError(f"{out} already exists and holds a run; pass --resume (resume=True) to continue it, or choose a new folder")
+    elif state == "other": raise RNNWSError(f"{out} already exists and is not a run folder ({why}); choose a new folder")
+    return state
+
+def _check_same_zoo(f: Path, saved: dict, now: dict) -> None:
+    "A resumed run must train on the zoo it started with: the same fingerprint (runs that predate fingerprints: the same folder)."
+    same = saved["fingerprint"] == now["fingerprint"] if "fingerprint" in saved else saved["path"] == now["path"]
+    if same: return
+    if saved["path"] == now["path"]:
+        raise RNNWSError(f"{f}: the run was started on another version or selection of zoo {now['path']} "
+                         f"(fingerprint {saved['fingerprint']}, now {now['fingerprint']}); resume on the zoo the run started with")
+    raise RNNWSError(f"{f}: the run was started on zoo {saved['path']} ({saved.get('name')}), not on {now['path']} ({now['name']}); "
+                     f"resume with --zoo {saved['path']} (the zoo it started with)")
+
+def _train(full, zoo, fingerprint, models, config, out, device, resume, progress, max_steps, figures, dist: DistInfo) -> Run:
     out, device, main = Path(out), torch.device(device), dist.is_main
-    if config.amp and device.type != "cuda": raise RNNWSError("amp (bfloat16 autocast) is a CUDA option; the CPU runs in float32")
     ck_dir = out / "checkpoints"
     has_checkpoint = broadcast_object((ck_dir / "last.pt").exists())                  # decided once, before rank 0 writes
-    meta = {"config": config.to_dict(), "zoo": {"path": str(Path(zoo.root).resolve()), "name": zoo.manifest.get("name"), "kind": zoo.manifest.get("kind"),
-            "model_spec": zoo.spec.to_dict(), "n_checkpoints": len(zoo)}}
+    meta = {"config": config.to_dict(), "zoo": {"path": str(Path(full.root).resolve()), "name": full.manifest.get("name"),
+            "kind": full.manifest.get("kind"), "model_spec": full.spec.to_dict(), "n_checkpoints": len(full), "fingerprint": fingerprint}}
     if resume:
-        saved = json.loads((out / "config.json").read_text())
-        saved_cfg = TrainConfig.from_dict(saved["config"]).to_dict()               # fields added since take their defaults
-        if saved_cfg != config.to_dict():
-            diff = sorted(k for k in config.to_dict() if saved_cfg.get(k) != config.to_dict()[k])
-            raise RNNWSError(f"{out}: the run was started with another config (fields {diff} differ); resume with the same config")
+        saved, saved_config = _read_run_info(out)
+        if saved_config.to_dict() != config.to_dict():
+            diff = sorted(k for k in config.to_dict() if saved_config.to_dict().get(k) != config.to_dict()[k])
+            raise RNNWSError(f"{out / 'config.json'}: the run was started with another config (fields {diff} differ); "
+                             "resume with the same config")
+        _check_same_zoo(out / "config.json", saved["zoo"], meta["zoo"])
 
-    if config.min_checkpoint_step:
-        zoo = zoo.select(zoo.metadata.step.to_numpy() >= config.min_checkpoint_step)
-        if not len(zoo): raise RNNWSError(f"no checkpoint of {zoo.root} is at step {config.min_checkpoint_step} or later (min_checkpoint_step)")
-    enc, emu = build_models(config, zoo)
+    enc, emu = models
     modules = [m for m in (enc, emu) if m is not None]
     for m in modules: m.to(device)
     opt = torch.optim.AdamW([p for m in modules for p in m.parameters()], lr=config.lr, weight_decay=config.weight_decay)
     train_view, evals = zoo.split("train"), {s: zoo.split(s) for s in ("val", "ood")}
-    if len(train_view) == 0: raise RNNWSError(f"zoo {zoo.root} has no checkpoints in its train split")
     ds = ZooDataset(train_view, n_rollouts=config.rollouts_per_model, targets=[], seed=derive_seed(config.seed, "rollouts"))
     domain = input_domain(zoo)
     perms, signs = augmentation(config, enc)
 
     start, best, since_best, metrics = 0, math.inf, 0, []
     if resume and has_checkpoint:
-        ck = _load_checkpoint(ck_dir / "last.pt")
-        if enc is not None: enc.load_state_dict(ck["encoder"])
-        emu.load_state_dict(ck["emulator"]); opt.load_state_dict(ck["optimizer"])
+        f = ck_dir / "last.pt"
+        ck = _load_checkpoint(f)
+        if enc is not None: _load_state(enc, ck["encoder"], f, "encoder")
+        _load_state(emu, ck["emulator"], f, "emulator"); _load_state(opt, ck["optimizer"], f, "optimizer")
         start, best, since_best = ck["step"], ck["best"], ck["since_best"]
         metrics = [r for r in _read_metrics(out / "metrics.jsonl") if r["step"] <= start]
-    elif main:
-        out.mkdir(parents=True, exist_ok=True)
-        atomic_write_json(out / "config.json", {**meta, "environment": env_report(), "device": str(device),
-                                                **({"world_size": dist.world_size} if dist.distributed else {})})
+        if main and "fingerprint" not in saved["zoo"]:                              # a run from before fingerprints: record it now
+            info = {**saved, "zoo": {**saved["zoo"], "fingerprint": fingerprint}}
+            _writing(out / "config.json", lambda: atomic_write_json(out / "config.json", info))
+    elif main:                                      # a new run, or one stopped before its first checkpoint: start afresh
+        for p in (out / "metrics.jsonl", ck_dir / "best.pt"): p.unlink(missing_ok=True)
+        info = {**meta, "environment": env_report(), "device": str(device), **({"world_size": dist.world_size} if dist.distributed else {})}
+        _writing(out / "config.json", lambda: atomic_write_json(out / "config.json", info))
     # data parallel: the same models on every rank, gradients averaged by DistributedDataParallel
     wrap = (lambda m: nn.parallel.DistributedDataParallel(m)) if dist.distributed else (lambda m: m)
     enc_p, emu_p = (wrap(enc) if enc is not None else None), wrap(emu)
@@ -432,9 +567,9 @@ def _train(zoo, config, out, device, resume, progress, max_steps, figures, dist:
                  "encoder": enc.state_dict() if enc is not None else {}, "emulator": emu.state_dict()}
         # last.pt is written last: it is the commit point. A run killed before it resumes from the previous last.pt,
         # keeps only the metrics up to that step, and recomputes (bit-identically) what followed
-        _write_metrics(out / "metrics.jsonl", metrics)
-        if is_best: _save_checkpoint(ck_dir / "best.pt", state)
-        _save_checkpoint(ck_dir / "last.pt", state)
+        _writing(out / "metrics.jsonl", lambda: _write_metrics(out / "metrics.jsonl", metrics), step)
+        if is_best: _writing(ck_dir / "best.pt", lambda: _save_checkpoint(ck_dir / "best.pt", state), step)
+        _writing(ck_dir / "last.pt", lambda: _save_checkpoint(ck_dir / "last.pt", state), step)
 
     def run_eval(step: int) -> bool:
         nonlocal best, since_best
@@ -498,6 +633,14 @@ def _train(zoo, config, out, device, resume, progress, max_steps, figures, dist:
 def _progress(it, total: int, initial: int):
     from tqdm.auto import tqdm
     return tqdm(it, total=total, initial=initial, desc="train", unit="step", dynamic_ncols=True)
+
+def _writing(path: Path, write, step: int | None = None) -> None:
+    "Run `write()` (which writes `path`); an `OSError` (disk full, permissions) becomes one line that says what is kept."
+    try: write()
+    except OSError as e:
+        kept = (f"; stopped at step {step}, the last good checkpoint is kept: make room, then continue with --resume (resume=True)"
+                if step is not None else "")
+        raise RNNWSError(f"{path}: cannot write it ({e.strerror or e}){kept}") from None
 
 # %% ../nbs/31_training.ipynb #3592b88c
 @patch

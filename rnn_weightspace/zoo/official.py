@@ -9,6 +9,9 @@ from __future__ import annotations
 
 import json
 import math
+import os
+import secrets
+import shutil
 from pathlib import Path
 from typing import Any
 
@@ -27,18 +30,25 @@ from .format import Zoo, ZooFormatError, ZooWriter, _key, split_tasks, task_spli
 __all__ = ['open_npy', 'read_official', 'import_official', 'open_official', 'write_official_fixture']
 
 # %% ../../nbs/15_zoo.official.ipynb #a9c35985
+def _one_line(e: BaseException) -> str: return " ".join(str(e).split())
+
 def open_npy(path: Path | str, # a `.npy` file
             ) -> np.memmap:
-    "Memory-map a `.npy` file read-only after checking its header against the file size."
+    "Memory-map a `.npy` file read-only after checking its header against the file size (nothing is ever unpickled)."
     path = Path(path)
+    if path.is_dir(): raise ZooFormatError(f"{path}: is a folder, expected a .npy file")
+    if not path.exists(): raise ZooFormatError(f"{path}: file is missing")
+    if not path.is_file(): raise ZooFormatError(f"{path}: is not a regular file")
     try:
         with open(path, "rb") as f:
             version = np.lib.format.read_magic(f)
+            if version not in ((1, 0), (2, 0), (3, 0)): raise ValueError(f"unsupported format version {version}")
             shape, fortran, dtype = (np.lib.format.read_array_header_1_0(f) if version == (1, 0) else np.lib.format.read_array_header_2_0(f))
             offset = f.tell()
-    except FileNotFoundError: raise ZooFormatError(f"{path}: file is missing") from None
-    except (ValueError, OSError) as e: raise ZooFormatError(f"{path}: not a valid .npy file ({e})") from None
+    except OSError as e: raise ZooFormatError(f"{path}: cannot be read ({e.strerror or _one_line(e)})") from None
+    except Exception as e: raise ZooFormatError(f"{path}: not a valid .npy file ({_one_line(e)})") from None   # a pickle, text, a bad header
     if dtype.hasobject or fortran: raise ZooFormatError(f"{path}: holds Python objects or Fortran-ordered data; refusing to load it")
+    if any(s < 0 for s in shape): raise ZooFormatError(f"{path}: the header's shape {shape} has a negative size")
     size = path.stat().st_size - offset
     expected = math.prod(shape) * dtype.itemsize
     if size != expected:
@@ -47,41 +57,139 @@ def open_npy(path: Path | str, # a `.npy` file
             raise ZooFormatError(f"{path}: the header says {shape[0]} rows but the file holds {shape[0] + (size - expected) // row} "
                                  "complete rows (its writer was stopped before updating the header); fix the header or drop the extra rows")
         raise ZooFormatError(f"{path}: data size {size} bytes does not match the header's shape {shape} ({expected} bytes): truncated or corrupt")
-    return np.memmap(path, dtype=dtype, mode="r", offset=offset, shape=shape)
+    try: return np.memmap(path, dtype=dtype, mode="r", offset=offset, shape=shape)
+    except (ValueError, OSError) as e: raise ZooFormatError(f"{path}: cannot be memory-mapped ({_one_line(e)})") from None
 
 # %% ../../nbs/15_zoo.official.ipynb #e2ccbfa4
 _SPECS = {13_766: ("formal-languages", LSTMSpec(6, 32, 2, 6)), 15_178: ("sequential-mnist", LSTMSpec(16, 32, 2, 10))}
+_KINDS = {"f": "a floating-point dtype", "iu": "an integer dtype", "fiu": "a numeric dtype"}
+_FILES = {"formal-languages": {"parameters": "f", "sequences": "iu", "logits": "f", "tasks": "iu", "num_step_correct": "iu"},
+          "sequential-mnist": {"parameters": "f", "sequences": "f", "logits": "f", "tasks": "fiu", "num_step": "iu", "accuracy_losses": "f"}}
+_ARG_TYPES = {"seed": int, "use_cuda": int, "store": int, "num_tokens": int, "sequence_length": int, "max_n": int, "random_seq_prob": float,
+              "num_training_runs": int, "one_hot_input": int, "rnn_hidden_size": int, "rnn_num_layers": int, "tile_size": int}
+_ARG_REQUIRED = {"formal-languages": ("num_tokens", "sequence_length", "one_hot_input", "rnn_hidden_size", "rnn_num_layers"),
+                 "sequential-mnist": ("tile_size", "rnn_hidden_size", "rnn_num_layers")}
+_ACC_COLUMNS = ("eval accuracy", "train loss", "eval loss", "weight decay")
+
+def _check_array(path: Path, a: np.ndarray, kinds: str, shape: tuple) -> None:
+    "Refuse `a` unless its dtype kind is in `kinds` and its shape matches `shape` (None: any size; the first entry is the row count)."
+    if a.dtype.kind not in kinds: raise ZooFormatError(f"{path}: dtype {a.dtype}, expected {_KINDS[kinds]}")
+    want = "(" + ", ".join("*" if s is None else str(s) for s in shape) + ")"
+    if a.ndim != len(shape) or any(e is not None and s != e for s, e in zip(a.shape, shape)):
+        rows = f"; parameters.npy has {shape[0]} rows" if a.ndim == len(shape) and a.shape[0] != shape[0] else ""
+        raise ZooFormatError(f"{path}: shape {tuple(a.shape)}, expected {want} (one row per checkpoint){rows}")
+    if 0 in a.shape[1:]: raise ZooFormatError(f"{path}: shape {tuple(a.shape)} has an empty dimension")
+
+def _first(bad: np.ndarray) -> int: return int(np.flatnonzero(bad)[0])
+
+def _per_run(path: Path, values: np.ndarray, C: int, what: str) -> None:
+    "Refuse per-row `values` (`[N, ...]`) that change within a run of `C` rows."
+    v = values.reshape(len(values) // C, C, -1)
+    bad = (v != v[:, :1]).any(axis=(1, 2))
+    if bad.any(): r = _first(bad); raise ZooFormatError(f"{path}: the {what} changes within run {r} (rows {r * C}-{r * C + C - 1}); a run has one {what}")
+
+def _show(v: Any) -> str: return repr(v)[:60]
+
+def _no_constant(c: str): raise ValueError(f"{c} is not a JSON number")
+
+def _read_args(path: Path, kind: str, spec: LSTMSpec, seq_len: int) -> dict[str, Any]:
+    "The generator's command-line arguments (`args.json`; `{}` if absent), checked for type and against the arrays."
+    if not path.exists() and not path.is_symlink(): return {}
+    if path.is_dir(): raise ZooFormatError(f"{path}: is a folder, expected a JSON file")
+    try:
+        if path.stat().st_size > 1 << 20: raise ZooFormatError(f"{path}: {path.stat().st_size} bytes is too large for the generator's arguments")
+        args = json.loads(path.read_bytes().decode("utf-8"), parse_constant=_no_constant)
+    except OSError as e: raise ZooFormatError(f"{path}: cannot be read ({e.strerror or _one_line(e)})") from None
+    except (ValueError, RecursionError) as e: raise ZooFormatError(f"{path}: not valid JSON ({_one_line(e)[:200]})") from None
+    if not isinstance(args, dict): raise ZooFormatError(f"{path}: holds a JSON {type(args).__name__}, expected an object (the generator's arguments)")
+    for k in _ARG_REQUIRED[kind]:
+        if k not in args: raise ZooFormatError(f"{path}: field {k!r} is missing")
+    for k, t in _ARG_TYPES.items():
+        v = args.get(k, 0)
+        ok = isinstance(v, int if t is int else (int, float)) and not isinstance(v, bool) and math.isfinite(v if isinstance(v, float) else 0)
+        if not ok:
+            raise ZooFormatError(f"{path}: field {k!r} must be {'an integer' if t is int else 'a finite number'}, got {_show(v)}")
+    want = {"rnn_hidden_size": (spec.hidden_size, "the models' hidden size"), "rnn_num_layers": (spec.num_layers, "the models' layer count")}
+    if kind == "formal-languages":
+        want.update(num_tokens=(spec.output_size - 2, "the models' alphabet size"),
+                    sequence_length=(seq_len, "the length of the sequences in sequences.npy"))
+        if args["one_hot_input"] <= 0:
+            raise ZooFormatError(f"{path}: field 'one_hot_input' is {_show(args['one_hot_input'])}, but the models take one-hot inputs")
+    elif args["tile_size"] ** 2 != spec.input_size:
+        raise ZooFormatError(f"{path}: field 'tile_size' is {_show(args['tile_size'])}, but the models take {spec.input_size} pixels per step")
+    for k, (v, what) in want.items():
+        if args[k] != v: raise ZooFormatError(f"{path}: field {k!r} is {_show(args[k])}, but {what} is {v}")
+    return args
 
 def read_official(src: Path | str, # the released folder
                  ) -> dict[str, Any]:
-    "The arrays of a released zoo (memory-mapped), its kind, spec, global run ids and checkpoint steps."
+    "The arrays of a released zoo (memory-mapped, checked), its kind, spec, global run ids and checkpoint steps."
     src = Path(src)
-    if not src.is_dir(): raise ZooFormatError(f"{src}: no such folder")
-    kind = "formal-languages" if (src / "num_step_correct.npy").exists() else "sequential-mnist" if (src / "num_step.npy").exists() else None
+    if not src.exists(): raise ZooFormatError(f"{src}: no such folder")
+    if not src.is_dir(): raise ZooFormatError(f"{src}: is a file, expected the released folder")
+    has = {n: (src / f"{n}.npy").exists() or (src / f"{n}.npy").is_symlink() for n in ("num_step_correct", "num_step")}
+    if all(has.values()): raise ZooFormatError(f"{src}: holds both num_step_correct.npy (formal languages) and num_step.npy (sequential MNIST)")
+    kind = "formal-languages" if has["num_step_correct"] else "sequential-mnist" if has["num_step"] else None
     if kind is None: raise ZooFormatError(f"{src}: not a released zoo folder (no num_step_correct.npy or num_step.npy)")
-    names = ["parameters", "sequences", "logits", "tasks"] + (["num_step_correct"] if kind == "formal-languages" else ["num_step", "accuracy_losses"])
-    a = {n: open_npy(src / f"{n}.npy") for n in names}
-    N = len(a["parameters"])
-    for n, v in a.items():
-        if len(v) != N: raise ZooFormatError(f"{src / (n + '.npy')}: has {len(v)} rows, parameters.npy has {N}")
-    P = a["parameters"].shape[1]
-    if P not in _SPECS or _SPECS[P][0] != kind: raise ZooFormatError(f"{src / 'parameters.npy'}: {P} parameters per row is not a released {kind} model")
+    a = {n: open_npy(src / f"{n}.npy") for n in _FILES[kind]}
+    path = {n: src / f"{n}.npy" for n in a}
+    _check_array(path["parameters"], a["parameters"], "f", (None, None))
+    N, P = a["parameters"].shape
+    if N == 0: raise ZooFormatError(f"{path['parameters']}: holds no rows (no checkpoints)")
+    if P not in _SPECS or _SPECS[P][0] != kind: raise ZooFormatError(f"{path['parameters']}: {P} parameters per row is not a released {kind} model")
     spec = _SPECS[P][1]
-    steps = np.asarray(a["num_step_correct" if kind == "formal-languages" else "num_step"][:, 1])
-    first = steps.min() if N else 0
+    V, kinds = spec.output_size, _FILES[kind]
+    if kind == "formal-languages":
+        _check_array(path["sequences"], a["sequences"], kinds["sequences"], (N, None, None))
+        R, L = a["sequences"].shape[1:]
+        if L < 2: raise ZooFormatError(f"{path['sequences']}: sequences of length {L}, expected BOS and at least one token")
+        shapes = {"logits": (N, R, L - 1, V), "tasks": (N, V - 2), "num_step_correct": (N, 3)}
+    else:
+        _check_array(path["sequences"], a["sequences"], kinds["sequences"], (N, None, None, spec.input_size))
+        R, L, _ = a["sequences"].shape[1:]
+        shapes = {"logits": (N, R, L, V), "tasks": (N, 1), "num_step": (N, 2), "accuracy_losses": (N, 4)}
+    for n, shape in shapes.items(): _check_array(path[n], a[n], kinds[n], shape)
+    sp = path["num_step_correct" if kind == "formal-languages" else "num_step"]
+    ns = np.array(a[sp.stem])
+    steps = ns[:, 1]
+    if (steps < 0).any(): i = _first(steps < 0); raise ZooFormatError(f"{sp}: row {i}: step {steps[i]} is negative")
+    first = steps.min()
+    if steps[0] != first: raise ZooFormatError(f"{sp}: row 0 has step {steps[0]}, not the first checkpoint step {first}: the file does not start with a run")
     run = np.cumsum(steps == first) - 1                                   # a new run starts at every first-checkpoint row
     ck_steps = sorted(set(steps.tolist()))
-    per_run = np.bincount(run) if N else np.array([])
-    if N and ((per_run != len(ck_steps)).any() or (steps.reshape(-1, len(ck_steps)) != np.array(ck_steps)).any()):
-        raise ZooFormatError(f"{src}: rows are not whole runs of {len(ck_steps)} checkpoints in step order (an interrupted generator?)")
-    args = json.loads((src / "args.json").read_text()) if (src / "args.json").exists() else {}
-    return {"kind": kind, "spec": spec, "arrays": a, "run": run, "steps": ck_steps, "n_runs": int(run.max() + 1) if N else 0, "args": args}
+    C = len(ck_steps)
+    if (np.bincount(run) != C).any() or (steps.reshape(-1, C) != np.array(ck_steps)).any():
+        raise ZooFormatError(f"{sp}: the steps (column 1) are not whole runs of {C} checkpoints in step order (an interrupted generator?)")
+    tasks = np.array(a["tasks"])
+    if kind == "formal-languages":
+        offsets = FORMAL_LANGUAGES.offsets
+        bad = (tasks[:, 0] != 0) | ~np.isin(tasks[:, 1:], offsets).all(1)
+        if bad.any():
+            i = _first(bad)
+            raise ZooFormatError(f"{path['tasks']}: row {i}: task {tasks[i].tolist()} is not an offset vector (d_0 = 0, the others in {list(offsets)})")
+        correct = ns[:, 2]
+        bad = (correct < 0) | (correct > 1000)
+        if bad.any(): i = _first(bad); raise ZooFormatError(f"{sp}: row {i}: column 2 (correct samples of 1000) is {correct[i]}, expected 0-1000")
+    else:
+        tasks = tasks.astype(np.float64)
+        bad = ~((tasks[:, 0] >= 0) & (tasks[:, 0] < 360))
+        if bad.any(): i = _first(bad); raise ZooFormatError(f"{path['tasks']}: row {i}: angle {tasks[i, 0]} is not in [0, 360)")
+        al = np.array(a["accuracy_losses"], dtype=np.float64)
+        ok = np.isfinite(al) & (al >= 0)
+        ok[:, 0] &= al[:, 0] <= 1
+        if not ok.all():
+            i, j = np.argwhere(~ok)[0]
+            raise ZooFormatError(f"{path['accuracy_losses']}: row {i}: column {j} ({_ACC_COLUMNS[j]}) is {al[i, j]}, expected "
+                                 + ("a fraction in [0, 1]" if j == 0 else "a finite number >= 0"))
+        _per_run(path["accuracy_losses"], al[:, 3], C, "weight decay")
+    _per_run(path["tasks"], tasks, C, "task")
+    args = _read_args(src / "args.json", kind, spec, L)
+    return {"src": src, "kind": kind, "spec": spec, "arrays": a, "run": run, "steps": ck_steps, "n_runs": int(run.max() + 1), "args": args}
 
 # %% ../../nbs/15_zoo.official.ipynb #0e7b8d69
 def _official_manifest(r: dict, runs_per_shard: int, seed: int) -> dict[str, Any]:
     "Our manifest (without shards) for a released zoo read by `read_official`."
     kind, spec, a, steps, n_runs = r["kind"], r["spec"], r["arrays"], r["steps"], r["n_runs"]
-    if not n_runs: raise ZooFormatError("the released folder holds no complete run")
     C = len(steps)
     if kind == "formal-languages":
         task_rows = np.asarray(a["tasks"][::C]).astype(np.int64)                    # one task per run
@@ -113,29 +221,75 @@ def _official_metadata(r: dict, rows: slice) -> dict[str, list]:
                   train_loss=al[:, 1].tolist(), eval_loss=al[:, 2].tolist(), generalization_gap=(al[:, 2] - al[:, 1]).tolist())
     return md
 
+def _rows_of(rows) -> np.ndarray: return np.arange(rows.start, rows.stop) if isinstance(rows, slice) else np.asarray(rows)
+
+def _refuse_rows(r: dict, name: str, rows, bad: np.ndarray, what: str) -> None:
+    "Raise for the first row of `rows` where `bad` (`[n, ...]`) is true, naming the file, the row, its run and step."
+    bad = bad.reshape(len(bad), -1).any(1)
+    if bad.any():
+        i = int(_rows_of(rows)[_first(bad)])
+        raise ZooFormatError(f"{r['src'] / (name + '.npy')}: row {i} (run {r['run'][i]}, step {r['steps'][i % len(r['steps'])]}) {what}")
+
+def _official_weights(r: dict, rows) -> Tensor:
+    "The flat float32 parameters of `rows` (a slice or an index array), refusing NaN and infinite values."
+    with np.errstate(over="ignore", invalid="ignore"): flat = np.array(r["arrays"]["parameters"][rows], dtype=np.float32)
+    _refuse_rows(r, "parameters", rows, ~np.isfinite(flat), "holds NaN or infinite parameters (or values beyond float32)")
+    return torch.from_numpy(flat)
+
 def _official_rollouts(r: dict, rows) -> dict[str, Tensor]:
-    "Our rollout tensors for `rows` (a slice or an index array) of a released zoo."
-    a = r["arrays"]
-    if r["kind"] == "formal-languages":
-        return {"tokens": torch.from_numpy(np.array(a["sequences"][rows])).to(torch.uint8), "log_probs": torch.from_numpy(np.array(a["logits"][rows]))}
-    logits = torch.from_numpy(np.array(a["logits"][rows])).float()             # the release stores raw logits here
-    return {"inputs": torch.from_numpy(np.array(a["sequences"][rows])), "log_probs": torch.log_softmax(logits, -1).half()}
+    "Our rollout tensors for `rows` (a slice or an index array) of a released zoo, refusing NaN values and invalid tokens."
+    a, V = r["arrays"], r["spec"].output_size
+    with np.errstate(over="ignore", invalid="ignore"):
+        if r["kind"] == "formal-languages":
+            tokens, lp = np.array(a["sequences"][rows], dtype=np.int64), np.array(a["logits"][rows], dtype=np.float16)
+            _refuse_rows(r, "sequences", rows, (tokens < 0) | (tokens >= V), f"holds token ids outside 0-{V - 1}")
+            _refuse_rows(r, "logits", rows, np.isnan(lp) | (lp == np.inf), "holds NaN or +inf log-probabilities")
+            return {"tokens": torch.from_numpy(tokens.astype(np.uint8)), "log_probs": torch.from_numpy(lp)}
+        inputs, logits = np.array(a["sequences"][rows], dtype=np.float16), np.array(a["logits"][rows], dtype=np.float32)
+    _refuse_rows(r, "sequences", rows, ~np.isfinite(inputs), "holds NaN or infinite inputs")
+    _refuse_rows(r, "logits", rows, ~np.isfinite(logits), "holds NaN or infinite logits")
+    return {"inputs": torch.from_numpy(inputs), "log_probs": torch.log_softmax(torch.from_numpy(logits), -1).half()}   # raw logits in the release
+
+def _check_out(out: Path) -> None:
+    "Refuse an output path that exists (other than as an empty folder) or cannot be created."
+    if out.exists() and (not out.is_dir() or any(out.iterdir())):
+        raise RNNWSError(f"{out}: {'folder' if out.is_dir() else 'file'} already exists; choose another --out (or delete it)")
+    base = next(p for p in [out, *out.parents] if p.exists())
+    if not base.is_dir(): raise RNNWSError(f"{out}: cannot be created, {base} is a file")
+    if base != out and not os.access(base, os.W_OK | os.X_OK): raise RNNWSError(f"{out}: cannot be created, {base} is not writable")
 
 def import_official(src: Path | str, # the released folder
-                    out: Path | str, # the zoo folder to create
+                    out: Path | str, # the zoo folder to create (must not exist, or be empty)
                     runs_per_shard: int = 25, # runs per shard file
                     seed: int = 0, # seeds the validation draw of the splits
                    ) -> Zoo:
-    "Convert a released zoo into this library's format and open it."
-    r = read_official(src)
-    writer = ZooWriter(out, _official_manifest(r, runs_per_shard, seed))
-    C = len(r["steps"])
+    "Convert a released zoo into this library's format and open it; on any error nothing is left at `out`."
+    for k, v, low in (("runs_per_shard", runs_per_shard, 1), ("seed", seed, 0)):
+        if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < low: raise RNNWSError(f"{k} must be an integer >= {low}, got {v!r}")
+    out = Path(out)
+    _check_out(out)
+    r = read_official(src)                                                  # every check that needs no full pass over the data
+    manifest = _official_manifest(r, int(runs_per_shard), int(seed))
+    made = [p for p in [out.parent, *out.parent.parents] if not p.exists()]  # parent folders this call creates
+    tmp = out.parent / f".{out.name}.{secrets.token_hex(4)}.importing"     # written here, renamed to `out` when complete
     try:
-        for s in range(writer.n_shards):
-            rows = slice(writer.shard_runs(s).start * C, writer.shard_runs(s).stop * C)
-            w = LSTMWeights.from_flat(torch.from_numpy(np.array(r["arrays"]["parameters"][rows], dtype=np.float32)), r["spec"])
-            writer.write_shard(s, w, _official_rollouts(r, rows), _official_metadata(r, rows))
-    finally: writer.close()
+        tmp.mkdir(parents=True)
+        writer, C = ZooWriter(tmp, manifest), len(r["steps"])
+        try:
+            for s in range(writer.n_shards):
+                rows = slice(writer.shard_runs(s).start * C, writer.shard_runs(s).stop * C)
+                w = LSTMWeights.from_flat(_official_weights(r, rows), r["spec"])
+                writer.write_shard(s, w, _official_rollouts(r, rows), _official_metadata(r, rows))
+        finally: writer.close()
+        if out.is_dir(): out.rmdir()                                         # an empty folder (checked above)
+        tmp.rename(out)
+    except BaseException as e:                                               # also Ctrl-C: leave nothing that blocks a rerun
+        shutil.rmtree(tmp, ignore_errors=True)
+        for p in made:
+            try: p.rmdir()
+            except OSError: break
+        if isinstance(e, OSError): raise RNNWSError(f"{out}: the import failed and was undone ({_one_line(e)})") from None
+        raise
     return Zoo(out)
 
 # %% ../../nbs/15_zoo.official.ipynb #e23c2723
@@ -151,8 +305,7 @@ class _OfficialStore:
     def read(self, rows: np.ndarray) -> dict[str, Tensor]:
         rows = np.asarray(rows, dtype=np.int64)
         if self.kind == "rollouts": return _official_rollouts(self.r, rows)
-        flat = torch.from_numpy(np.array(self.r["arrays"]["parameters"][rows], dtype=np.float32))
-        return LSTMWeights.from_flat(flat, self.r["spec"]).state_dict()
+        return LSTMWeights.from_flat(_official_weights(self.r, rows), self.r["spec"]).state_dict()
 
 def open_official(src: Path | str, # the released folder
                   seed: int = 0, # seeds the validation draw of the splits
@@ -202,5 +355,8 @@ def write_official_fixture(path: Path | str, # folder to create
         wd = np.repeat(np.array([0, 0.001, 0.01, 0.1])[torch.randint(0, 4, (n_runs,), generator=g).numpy()], C)
         acc_loss = np.stack([torch.rand(N, generator=g).numpy(), torch.rand(N, generator=g).numpy() + 0.5, torch.rand(N, generator=g).numpy() + 0.6, wd], 1)
         np.save(path / "accuracy_losses.npy", acc_loss.astype(np.float64))
-    (path / "args.json").write_text(json.dumps({"fixture": True, "kind": kind}))
+    args = {"seed": -1, "use_cuda": 1, "store": 1, "num_training_runs": per_inv, "rnn_hidden_size": 32, "rnn_num_layers": 2}   # as written
+    if kind == "formal-languages": args.update(num_tokens=4, sequence_length=42, max_n=10, random_seq_prob=0.0, one_hot_input=1)
+    else: args.update(tile_size=4)
+    (path / "args.json").write_text(json.dumps(args))
     return ws

@@ -11,10 +11,8 @@ import contextlib
 import math
 import os
 import sys
-from concurrent.futures import ProcessPoolExecutor
 from dataclasses import asdict, dataclass, field, replace
 from importlib import import_module
-from multiprocessing import get_context
 from pathlib import Path
 from typing import Any, Callable, ClassVar, Iterator, Sequence
 
@@ -23,7 +21,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from ..core import RNNWSError, get_device, make_generator, set_threads
+from ..core import RNNWSError, get_device, make_generator, set_threads, worker_pool
 from ..lstm import LSTMSpec, LSTMWeights, lstm_forward, lstm_step
 from ..tasks.formal_languages import FORMAL_LANGUAGES, FormalLanguageFamily, task_entropy, task_name
 from ..distributed import DistInfo, all_gather_objects, barrier, broadcast_object, process_group, shard
@@ -359,7 +357,7 @@ def _iter_results(config, runs: list[int], backend: str, workers: int, device, b
     else:
         # refer to the installed module's functions, so that they pickle even when this code runs in a notebook
         mod = import_module("rnn_weightspace.zoo.train")
-        with ProcessPoolExecutor(workers, mp_context=get_context("spawn"), initializer=mod._worker_init) as pool:
+        with worker_pool(workers, initializer=mod._worker_init) as pool:
             yield from pool.map(mod._train_run_worker, [config.kind] * len(runs), [config.to_dict()] * len(runs), runs)
 
 def build_zoo(config, # the recipe: a `FormalLanguageZooConfig`, `SequentialMNISTZooConfig`, ... (see `ZOO_KINDS`)

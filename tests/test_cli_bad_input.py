@@ -1,0 +1,92 @@
+"""`rnnws` on outputs it cannot write: read-only folders (a new zoo, a resumed zoo, a training run, a study, a plot),
+outputs that are files where folders go, unknown image types. Each ends in one error line naming the flag and the
+path, exit status 2, before any work, with nothing created and nothing changed."""
+import contextlib
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+
+def rnnws(*args: str, cwd: Path) -> subprocess.CompletedProcess:
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    return subprocess.run([sys.executable, "-m", "rnn_weightspace.cli", *args], capture_output=True, text=True, cwd=cwd, env=env)
+
+
+@contextlib.contextmanager
+def read_only(folder: Path):
+    "Make `folder` unwritable for this process: permission bits, or for root (who ignores them) the immutable flag."
+    if os.geteuid() != 0:
+        folder.chmod(0o555)
+        try: yield
+        finally: folder.chmod(0o755)
+        return
+    if subprocess.run(["chattr", "+i", str(folder)], capture_output=True).returncode != 0:
+        pytest.skip("running as root on a file system without chattr +i: cannot make a folder read-only")
+    try: yield
+    finally: subprocess.run(["chattr", "-i", str(folder)], check=True)
+
+
+def tree(folder: Path) -> dict[str, tuple[int, int]]:
+    return {str(p.relative_to(folder)): (p.stat().st_size, p.stat().st_mtime_ns) for p in sorted(folder.rglob("*"))}
+
+
+@pytest.fixture(scope="module")
+def workdir(tmp_path_factory):
+    "A scratch folder with a tiny config, a finished 4-run zoo and a half-built one (1 of 2 shards)."
+    d = tmp_path_factory.mktemp("cli")
+    cfg = {"n_runs": 4, "steps": 20, "checkpoints": [0, 20], "lr_steps": [0, 20], "lr_values": [0.01, 0.003],
+           "eval_samples": 10, "n_rollouts": 2, "runs_per_shard": 2, "preset": "test"}
+    (d / "cfg.json").write_text(json.dumps(cfg))
+    from dataclasses import replace
+    from rnn_weightspace.zoo.train import FormalLanguageZooConfig, build_zoo
+    zcfg = replace(FormalLanguageZooConfig(), **{k: tuple(v) if isinstance(v, list) else v for k, v in cfg.items()})
+    build_zoo(zcfg, d / "zoo", workers=1, progress=False)
+    build_zoo(zcfg, d / "half", workers=1, progress=False, max_shards=1)
+    (d / "notes.txt").write_text("a file")
+    (d / "list.json").write_text("[1, 2]")
+    (d / "ro").mkdir()
+    return d
+
+
+BUILD = ["zoo", "build", "formal-languages", "--config", "cfg.json", "--workers", "1", "--no-progress"]
+CASES = {  # id: (arguments, the folder made read-only or None, start of the error after "rnnws: error: ")
+    "build into read-only folder": (BUILD + ["--out", "ro/zoo"], "ro", "--out ro/zoo: cannot write in ro"),
+    "resume read-only zoo": (BUILD + ["--out", "half", "--resume"], "half", "--out half: cannot write in half"),
+    "train into read-only folder": (["train", "--zoo", "zoo", "--encoder", "flat", "--out", "ro/run"], "ro", "--out ro/run: cannot write in ro"),
+    "reproduce into read-only folder": (["reproduce", "--out", "ro/study"], "ro", "--out ro/study: cannot write in ro"),
+    "merge into read-only folder": (["zoo", "merge", "zoo", "half", "--out", "ro/merged"], "ro", "--out ro/merged: cannot write in ro"),
+    "plot into read-only folder": (["zoo", "info", "zoo", "--plot", "ro/acc.png"], "ro", "--plot ro/acc.png: cannot write in ro"),
+    "embed into read-only folder": (["embed", "--run", "nowhere", "--out", "ro/e.safetensors"], "ro", "--out ro/e.safetensors: cannot write in ro"),
+    "plot of unknown type": (["zoo", "info", "zoo", "--plot", "acc.xyz"], None, "--plot acc.xyz: unknown image type '.xyz'"),
+    "plot into a folder": (["zoo", "info", "zoo", "--plot", "ro"], None, "--plot ro: unknown image type"),
+    "train --out is a file": (["train", "--zoo", "zoo", "--encoder", "flat", "--out", "notes.txt"], None, "--out notes.txt: exists and is not a folder"),
+    "reproduce --out is a file": (["reproduce", "--out", "notes.txt"], None, "--out notes.txt: exists and is not a folder"),
+    "build --out under a file": (BUILD + ["--out", "notes.txt/zoo"], None, "--out notes.txt/zoo: notes.txt is a file, not a folder"),
+    "train --config not an object": (["train", "--zoo", "zoo", "--encoder", "flat", "--out", "run", "--config", "list.json"], None,
+                                     "list.json: not a train config"),
+    "import --out is a file": (["zoo", "import-official", "zoo", "--out", "notes.txt"], None, "--out notes.txt"),
+}
+
+
+@pytest.mark.parametrize("case", list(CASES))
+def test_unwritable_outputs(workdir, case):
+    args, ro, msg = CASES[case]
+    before = tree(workdir)
+    with read_only(workdir / ro) if ro else contextlib.nullcontext():
+        r = rnnws(*args, cwd=workdir)
+    assert r.returncode == 2, (r.returncode, r.stderr[-2000:])
+    lines = r.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("rnnws: error: "), r.stderr[-2000:]
+    assert msg in lines[0], lines[0]
+    assert tree(workdir) == before, "a failed command changed the folder"
+
+
+def test_interrupt_message_names_what_is_kept():
+    "Ctrl-C / SIGTERM name what each command keeps (import, merge and embed keep nothing, and do not suggest --resume)."
+    from rnn_weightspace.cli import _KEPT
+    assert "--resume" in _KEPT["build"] and "--resume" in _KEPT["train"] and "again" in _KEPT["reproduce"]
+    assert "import-official" not in _KEPT and "merge" not in _KEPT
