@@ -15,7 +15,6 @@ import torch
 from rnn_weightspace.core import RNNWSError
 from rnn_weightspace.encoders.base import ENCODERS
 from rnn_weightspace.training import Run, TrainConfig, train, train_preset
-from rnn_weightspace.zoo.format import Zoo
 
 ENV = {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
 
