@@ -18,7 +18,7 @@ from typing import Sequence
 
 import torch
 
-from .core import RNNWSError, Terminated, atomic_write, sigterm_as_interrupt
+from .core import RNNWSError, Terminated, atomic_write, check_writable, sigterm_as_interrupt
 
 # %% auto #0
 __all__ = ['zoo_build', 'zoo_merge', 'zoo_info', 'zoo_import', 'encoders_list', 'train_cmd', 'embed_cmd', 'reproduce_cmd', 'main']
@@ -154,28 +154,13 @@ def _digits(cfg, args):
         return replace(cfg, source=source, mnist_dir=str(args.mnist_dir.resolve()))
     return replace(cfg, source=source, mnist_dir=cfg.mnist_dir if source == "mnist" else None)
 
-def _check_out(path: Path, # an output named on the command line
-               flag: str, # its flag, named in the error (e.g. "--out")
-               folder: bool = True, # a folder (True) or a file (False)
-              ) -> None:
-    "Refuse, before any work, an output that cannot be written: a file where a folder goes (or the reverse), an unwritable place."
-    if folder and path.exists() and not path.is_dir(): raise RNNWSError(f"{flag} {path}: exists and is not a folder")
-    if not folder and path.is_dir(): raise RNNWSError(f"{flag} {path}: is a folder; give a file name")
-    place = path if folder and path.is_dir() else path.parent
-    while not place.exists() and place != place.parent: place = place.parent        # the folder that would receive it
-    if not place.is_dir(): raise RNNWSError(f"{flag} {path}: {place} is a file, not a folder")
-    import tempfile
-    try:
-        with tempfile.NamedTemporaryFile(dir=place, prefix=".rnnws-write-test-"): pass    # the only honest test (root, read-only mounts)
-    except OSError as e: raise RNNWSError(f"{flag} {path}: cannot write in {place} ({e.strerror})") from None
-
 def zoo_build(args, # the parsed command line
              ) -> int:
     "Run `rnnws zoo build`: train a model zoo from a preset or a config file; returns the exit status."
     from rnn_weightspace.distributed import dist_info
     from rnn_weightspace.zoo.train import build_zoo
     cfg = _load_config(args)
-    _check_out(args.out, "--out")
+    check_writable(args.out, name=f"--out {args.out}")
     try: device = torch.device(args.device) if args.device else torch.device("cuda" if torch.cuda.is_available() else "cpu")
     except RuntimeError: raise RNNWSError(f"--device {args.device!r} is not a device (use cpu or cuda)") from None
     if device.type == "cuda" and not torch.cuda.is_available(): raise RNNWSError("--device cuda: CUDA is not available on this machine")
@@ -196,7 +181,7 @@ def zoo_merge(args, # the parsed command line
              ) -> int:
     "Run `rnnws zoo merge`: combine zoos built separately into one; returns the exit status."
     from rnn_weightspace.zoo.format import merge_zoos
-    _check_out(args.out, "--out")
+    check_writable(args.out, name=f"--out {args.out}")
     print(merge_zoos(args.sources, args.out, runs_per_shard=args.runs_per_shard, splits_from=args.splits_from, progress=not args.no_progress))
     return 0
 
@@ -209,7 +194,7 @@ def zoo_info(args, # the parsed command line
         kinds = FigureCanvasBase.get_supported_filetypes()
         if args.plot.suffix[1:].lower() not in kinds:
             raise RNNWSError(f"--plot {args.plot}: unknown image type {args.plot.suffix or '(no suffix)'!r}; use one of {', '.join(sorted(kinds))}")
-        _check_out(args.plot, "--plot", folder=False)
+        check_writable(args.plot, folder=False, name=f"--plot {args.plot}")
     zoo = Zoo(args.path, verify=args.verify, allow_incomplete=True)
     print(zoo)
     if args.verify: print("  all files match their checksums")
@@ -226,7 +211,7 @@ def zoo_import(args, # the parsed command line
     "Run `rnnws zoo import-official`: convert a zoo released with the paper into this library's format."
     from rnn_weightspace.zoo.official import import_official
     if args.runs_per_shard < 1: raise RNNWSError("--runs-per-shard must be a positive integer")
-    _check_out(args.out, "--out")
+    check_writable(args.out, name=f"--out {args.out}")
     print(import_official(args.src, args.out, runs_per_shard=args.runs_per_shard))
     return 0
 
@@ -281,7 +266,7 @@ def train_cmd(args, # the parsed command line
     if args.max_steps is not None and args.max_steps < 1: raise RNNWSError("--max-steps must be a positive integer")
     from rnn_weightspace.distributed import dist_info
     device, info = _device(args.device), dist_info()
-    _check_out(args.out, "--out")
+    check_writable(args.out, name=f"--out {args.out}")
     zoo = Zoo(args.zoo)
     if not args.no_progress and info.is_main:
         print(f"training {cfg.encoder} ({cfg.size}) on {zoo.manifest.get('name')}: {cfg.steps} steps, batch {cfg.batch_size}, "
@@ -297,7 +282,7 @@ def embed_cmd(args, # the parsed command line
     from rnn_weightspace.training import Run, save_embeddings
     if args.out.exists() and not args.out.is_dir() and not args.overwrite:
         raise RNNWSError(f"{args.out} exists; add --overwrite to replace it")
-    _check_out(args.out, "--out", folder=False)
+    check_writable(args.out, folder=False, name=f"--out {args.out}")
     run = Run(args.run)
     path = save_embeddings(run, args.zoo, args.out, which=args.which, device=_device(args.device), overwrite=args.overwrite)
     print(f"wrote the embeddings of every checkpoint to {path}")
@@ -313,7 +298,7 @@ def reproduce_cmd(args, # the parsed command line
         if args.seeds < 1: raise RNNWSError("--seeds must be a positive integer")
         over["seeds"] = args.seeds
     device = _device(args.device)
-    _check_out(args.out, "--out")
+    check_writable(args.out, name=f"--out {args.out}")
     over["workers"] = args.workers if args.workers is not None else (min(4, _default_workers()) if device.type == "cuda" else _default_workers())
     if args.step_scale is not None:
         if not 0 < args.step_scale <= 1: raise RNNWSError("--step-scale must be in (0, 1]")

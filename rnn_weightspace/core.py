@@ -29,9 +29,9 @@ import numpy as np
 import torch
 
 # %% auto #0
-__all__ = ['get_device', 'derive_seed', 'make_generator', 'set_seed', 'set_threads', 'in_test', 'atomic_write',
-           'atomic_write_bytes', 'atomic_write_json', 'folder_lock', 'sha256_file', 'worker_pool', 'Terminated',
-           'sigterm_as_interrupt', 'RNNWSError', 'env_report']
+__all__ = ['get_device', 'derive_seed', 'make_generator', 'set_seed', 'set_threads', 'in_test', 'RNNWSError', 'atomic_write',
+           'atomic_write_bytes', 'atomic_write_json', 'folder_lock', 'check_writable', 'sha256_file', 'worker_pool',
+           'Terminated', 'sigterm_as_interrupt', 'env_report']
 
 # %% ../nbs/00_core.ipynb #57937732
 def get_device(device: str | torch.device | None = None, # explicit choice; wins over everything else
@@ -87,6 +87,10 @@ def in_test() -> bool:
     "True while `nbdev-test` or the pytest notebook runner executes a notebook: use it to shrink workloads."
     return bool(os.environ.get("IN_TEST"))
 
+# %% ../nbs/00_core.ipynb #f2f15d86
+class RNNWSError(Exception):
+    "An error caused by the user's input (a file, a field, an option), with a one-line message saying what is wrong."
+
 # %% ../nbs/00_core.ipynb #89b8e87a
 @contextlib.contextmanager
 def atomic_write(path: str | Path, # the final file name
@@ -135,6 +139,23 @@ def folder_lock(folder: str | Path, # the folder to hold
         try: fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except OSError: raise RNNWSError(f"{folder}: another {what} is using this folder right now") from None
         yield
+
+# %% ../nbs/00_core.ipynb #bae83972
+def check_writable(path: str | Path, # a folder or file this process is about to create or write
+                   folder: bool = True, # a folder (True) or a file (False)
+                   name: str | None = None, # how the error names it (default: the path), e.g. "--out runs/a"
+                  ) -> None:
+    "Raise `RNNWSError` unless `path` can be written: a folder where one goes, a file where one goes, in a writable place."
+    path = Path(path)
+    name = name or str(path)
+    if folder and path.exists() and not path.is_dir(): raise RNNWSError(f"{name}: exists and is not a folder")
+    if not folder and path.is_dir(): raise RNNWSError(f"{name}: is a folder; give a file name")
+    place = path if folder and path.is_dir() else path.parent
+    while not place.exists() and place != place.parent: place = place.parent           # the folder that would receive it
+    if not place.is_dir(): raise RNNWSError(f"{name}: {place} is a file, not a folder")
+    try:
+        with tempfile.NamedTemporaryFile(dir=place, prefix=".rnnws-write-test-"): pass
+    except OSError as e: raise RNNWSError(f"{name}: cannot write in {place} ({e.strerror})") from None
 
 # %% ../nbs/00_core.ipynb #4401113b
 def sha256_file(path: str | Path, # the file to hash
@@ -199,10 +220,6 @@ def sigterm_as_interrupt() -> Iterator[None]:
     previous = signal.signal(signal.SIGTERM, handler)
     try: yield
     finally: signal.signal(signal.SIGTERM, previous)
-
-# %% ../nbs/00_core.ipynb #f2f15d86
-class RNNWSError(Exception):
-    "An error caused by the user's input (a file, a field, an option), with a one-line message saying what is wrong."
 
 # %% ../nbs/00_core.ipynb #85561e2e
 def env_report() -> dict[str, str]:

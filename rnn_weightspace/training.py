@@ -26,8 +26,8 @@ from torch import Tensor, nn
 
 from fastcore.basics import patch
 
-from .core import (RNNWSError, atomic_write, atomic_write_bytes, atomic_write_json, derive_seed, env_report, folder_lock,
-                                  get_device, make_generator)
+from .core import (RNNWSError, atomic_write, atomic_write_bytes, atomic_write_json, check_writable, derive_seed,
+                                  env_report, folder_lock, get_device, make_generator)
 from .distributed import DistInfo, all_gather_objects, all_mean, barrier, broadcast_object, process_group, shard, unshard
 from .emulation import DIVERGENCES, Emulator, emulation_loss
 from .encoders.base import ENCODERS, InputDomain, WeightEncoder, input_domain, make_encoder
@@ -491,15 +491,8 @@ def _check_out(out: Path, # the run folder
               ) -> str: # its `_run_state`
     "Check the run folder before training: a writable folder that is new, a run not started yet, or (to resume) a run."
     if out.exists() and not out.is_dir(): raise RNNWSError(f"{out} is a file, not a run folder; choose a folder for the run")
-    if out.is_dir():
-        for d in (out, out / "checkpoints"):
-            if d.is_dir() and not os.access(d, os.W_OK | os.X_OK):
-                raise RNNWSError(f"{d} is not writable: the run could not save its checkpoints; fix its permissions or choose another folder")
-    else:
-        p = out.absolute().parent
-        while not p.exists(): p = p.parent
-        if not p.is_dir(): raise RNNWSError(f"cannot create the run folder {out}: {p} is a file")
-        if not os.access(p, os.W_OK | os.X_OK): raise RNNWSError(f"cannot create the run folder {out}: {p} is not writable")
+    for d in (out, out / "checkpoints"):
+        if d == out or d.is_dir(): check_writable(d, name=f"run folder {d}")              # one line naming what is not writable
     state, why = _run_state(out)
     if resume:
         if state == "new": raise RNNWSError(f"{out} is not a run folder (no config.json); start it without --resume (resume=False)")

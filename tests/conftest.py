@@ -25,3 +25,23 @@ def small_zoos(tmp_path_factory):
     mn = replace(SequentialMNISTZooConfig(), n_runs=12, steps=30, checkpoints=(0, 30), lr_steps=(0, 30), lr_values=(0.01, 0.003),
                  train_loss_images=20, n_rollouts=2, runs_per_shard=4, preset="test")
     return {"fl": build_zoo(fl, root / "fl", workers=1, progress=False), "mnist": build_zoo(mn, root / "mnist", workers=1, progress=False)}
+
+
+@pytest.fixture
+def read_only():
+    "`with read_only(folder):` makes `folder` unwritable for this process: permission bits, or for root (who ignores them) chattr +i."
+    import contextlib
+    import subprocess
+
+    @contextlib.contextmanager
+    def make(folder):
+        if os.geteuid() != 0:
+            folder.chmod(0o555)
+            try: yield
+            finally: folder.chmod(0o755)
+            return
+        if subprocess.run(["chattr", "+i", str(folder)], capture_output=True).returncode != 0:
+            pytest.skip("running as root on a file system without chattr +i: cannot make a folder read-only")
+        try: yield
+        finally: subprocess.run(["chattr", "-i", str(folder)], check=True)
+    return make

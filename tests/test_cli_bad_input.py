@@ -16,20 +16,6 @@ def rnnws(*args: str, cwd: Path) -> subprocess.CompletedProcess:
     return subprocess.run([sys.executable, "-m", "rnn_weightspace.cli", *args], capture_output=True, text=True, cwd=cwd, env=env)
 
 
-@contextlib.contextmanager
-def read_only(folder: Path):
-    "Make `folder` unwritable for this process: permission bits, or for root (who ignores them) the immutable flag."
-    if os.geteuid() != 0:
-        folder.chmod(0o555)
-        try: yield
-        finally: folder.chmod(0o755)
-        return
-    if subprocess.run(["chattr", "+i", str(folder)], capture_output=True).returncode != 0:
-        pytest.skip("running as root on a file system without chattr +i: cannot make a folder read-only")
-    try: yield
-    finally: subprocess.run(["chattr", "-i", str(folder)], check=True)
-
-
 def tree(folder: Path) -> dict[str, tuple[int, int]]:
     return {str(p.relative_to(folder)): (p.stat().st_size, p.stat().st_mtime_ns) for p in sorted(folder.rglob("*"))}
 
@@ -73,7 +59,7 @@ CASES = {  # id: (arguments, the folder made read-only or None, start of the err
 
 
 @pytest.mark.parametrize("case", list(CASES))
-def test_unwritable_outputs(workdir, case):
+def test_unwritable_outputs(workdir, case, read_only):
     args, ro, msg = CASES[case]
     before = tree(workdir)
     with read_only(workdir / ro) if ro else contextlib.nullcontext():

@@ -10,8 +10,13 @@ from __future__ import annotations
 import hashlib
 import json
 import math
+import reprlib
+import os
+import shutil
+import stat
 import struct
 import sys
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterable, Sequence
@@ -30,7 +35,7 @@ from ..lstm import LSTMModel, LSTMSpec, LSTMWeights
 # %% auto #0
 __all__ = ['FORMAT_NAME', 'FORMAT_VERSION', 'MANIFEST_NAME', 'PENDING_SUFFIX', 'ZooFormatError', 'write_shard_file',
            'open_shard_file', 'split_tasks', 'downstream_splits', 'task_splits', 'read_manifest', 'ZooWriter',
-           'write_shard_files', 'Zoo', 'ZooDataset', 'zoo_collate', 'toy_manifest', 'merge_zoos']
+           'write_shard_files', 'check_finite', 'Zoo', 'ZooDataset', 'zoo_collate', 'toy_manifest', 'merge_zoos']
 
 # %% ../../nbs/12_zoo.format.ipynb #5fc9fce2
 FORMAT_NAME = "rnn_weightspace.zoo"
@@ -43,6 +48,9 @@ class ZooFormatError(RNNWSError):
 # %% ../../nbs/12_zoo.format.ipynb #0e8c18eb
 _ST_DTYPES = {"F64": np.float64, "F32": np.float32, "F16": np.float16, "I64": np.int64, "I32": np.int32,
               "I16": np.int16, "I8": np.int8, "U8": np.uint8, "BOOL": np.bool_}
+_MAX_HEADER = 100 << 20  # bytes: the safetensors library's own limit on the JSON header
+
+def _is_int(v) -> bool: return isinstance(v, int) and not isinstance(v, bool)
 
 def write_shard_file(path: Path | str, # the file to (over)write atomically
                      tensors: dict[str, Tensor], # name -> tensor (contiguous copies are made)
@@ -52,30 +60,80 @@ def write_shard_file(path: Path | str, # the file to (over)write atomically
     atomic_write_bytes(path, data)
     return {"bytes": len(data), "sha256": hashlib.sha256(data).hexdigest()}
 
-def open_shard_file(path: Path | str, # a safetensors file
-                   ) -> dict[str, np.memmap]:
-    "Memory-map every tensor of a safetensors file (read-only) after checking the header and the file size."
-    path = Path(path)
-    try:
-        size = path.stat().st_size
-        with open(path, "rb") as f:
-            (n,) = struct.unpack("<Q", f.read(8))
-            if n > size - 8: raise ValueError("header length exceeds the file size")
-            header = json.loads(f.read(n))
-    except FileNotFoundError: raise ZooFormatError(f"{path}: shard file is missing") from None
-    except (struct.error, ValueError, UnicodeDecodeError) as e: raise ZooFormatError(f"{path}: not a valid safetensors file ({e})") from None
-    if not isinstance(header, dict): raise ZooFormatError(f"{path}: not a valid safetensors file (header is not a table)")
+def _open_regular(path: Path, what: str = "file"):
+    "Open `path` for binary reading if it is a regular file; a FIFO, device or folder is refused (without blocking)."
+    try: fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_BINARY", 0))
+    except FileNotFoundError: raise ZooFormatError(f"{path}: {what} is missing") from None
+    except OSError as e: raise ZooFormatError(f"{path}: cannot open the {what} ({e.strerror})") from None
+    if not stat.S_ISREG(os.fstat(fd).st_mode):
+        os.close(fd); raise ZooFormatError(f"{path}: {what} is not a regular file")
+    return os.fdopen(fd, "rb")
+
+_SHA256_SEEN: dict[tuple, str] = {}  # (path, device, inode, size, mtime, ctime) -> SHA-256: each file is hashed once per process
+
+def _sha256_open(f, path: Path) -> str:
+    "SHA-256 of the open file `f`, computed once per process for each version of the file."
+    st = os.fstat(f.fileno())
+    key = (str(Path(path).resolve()), st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns)
+    if key not in _SHA256_SEEN:
+        f.seek(0)
+        h, buf = hashlib.sha256(), bytearray(1 << 20)
+        while n := f.readinto(buf): h.update(memoryview(buf)[:n])
+        _SHA256_SEEN[key] = h.hexdigest()
+    return _SHA256_SEEN[key]
+
+def _check_sha256(f, path: Path, sha256: str) -> None:
+    if _sha256_open(f, path) != sha256:
+        raise ZooFormatError(f"{path}: checksum mismatch (file is corrupt); rebuild it or copy it again "
+                             "(`rnnws zoo info --verify` checks every file)")
+
+def _shard_header(f, path: Path) -> dict[str, tuple[np.dtype, tuple[int, ...], int]]:
+    "Parse and check the header of an open safetensors file: dtype, shape and absolute byte offset of every tensor."
+    def bad(why): raise ZooFormatError(f"{path}: not a valid safetensors file ({why})") from None
+    size = os.fstat(f.fileno()).st_size
+    f.seek(0)
+    raw = f.read(8)
+    if len(raw) < 8: bad("shorter than the 8-byte header length")
+    (n,) = struct.unpack("<Q", raw)
+    if n > size - 8: bad(f"header length {n} exceeds the file size")
+    if n > _MAX_HEADER: bad(f"header length {n} exceeds {_MAX_HEADER} bytes")
+    try: header = json.loads(f.read(n))
+    except RecursionError: bad("header is nested too deeply")
+    except (ValueError, UnicodeDecodeError) as e: bad(f"header is not JSON: {e}")
+    if not isinstance(header, dict): bad("header is not a table")
     header.pop("__metadata__", None)
-    start, out, end = 8 + n, {}, 0
+    start, out, spans = 8 + n, {}, []
     for name, info in header.items():
-        try:
-            dtype, shape, (a, b) = _ST_DTYPES[info["dtype"]], tuple(info["shape"]), info["data_offsets"]
-        except (KeyError, TypeError, ValueError): raise ZooFormatError(f"{path}: bad header entry for tensor {name!r}") from None
-        if b - a != math.prod(shape) * np.dtype(dtype).itemsize: raise ZooFormatError(f"{path}: tensor {name!r} has inconsistent size")
-        end = max(end, b)
-        out[name] = (dtype, shape, start + a)
+        info = info if isinstance(info, dict) else {}
+        shape, offs = info.get("shape"), info.get("data_offsets")
+        why = None
+        if not (isinstance(offs, list) and len(offs) == 2 and all(_is_int(o) for o in offs) and 0 <= offs[0] <= offs[1]):
+            why = f"data_offsets {reprlib.repr(offs)} are not [begin, end] with 0 <= begin <= end"
+        if not (isinstance(shape, list) and all(_is_int(d) and d >= 0 for d in shape)):
+            why = f"shape {reprlib.repr(shape)} is not a list of non-negative integers"
+        if not (isinstance(info.get("dtype"), str) and info["dtype"] in _ST_DTYPES):
+            why = f"dtype {reprlib.repr(info.get('dtype'))} is not one of {', '.join(_ST_DTYPES)}"
+        if why: raise ZooFormatError(f"{path}: bad header entry for tensor {name!r}: {why}")
+        dtype, (a, b) = np.dtype(_ST_DTYPES[info["dtype"]]), offs
+        if b - a != math.prod(shape) * dtype.itemsize:
+            raise ZooFormatError(f"{path}: tensor {name!r} has inconsistent size ({b - a} bytes for shape {shape} of {info['dtype']})")
+        out[name], spans = (dtype, tuple(shape), start + a), spans + [(a, b, name)]
+    end = 0
+    for a, b, name in sorted(spans):   # the tensors tile the data section: no gaps, no overlaps
+        if a != end: raise ZooFormatError(f"{path}: tensor {name!r} has data_offsets [{a}, {b}], expected to begin at {end} (overlap or gap)")
+        end = b
     if start + end != size: raise ZooFormatError(f"{path}: file is truncated or corrupt ({size} bytes, header says {start + end})")
-    return {k: np.memmap(path, dtype=d, mode="r", offset=o, shape=s) if math.prod(s) else np.zeros(s, d) for k, (d, s, o) in out.items()}
+    return out
+
+def open_shard_file(path: Path | str, # a safetensors file
+                    sha256: str | None = None, # its expected SHA-256: checked the first time this process opens the file
+                   ) -> dict[str, np.memmap]:
+    "Memory-map every tensor of a safetensors file (read-only) after checking the header, the file size and the checksum."
+    path = Path(path)
+    with _open_regular(path, "shard file") as f:
+        if sha256 is not None: _check_sha256(f, path, sha256)
+        tensors = _shard_header(f, path)
+        return {k: np.memmap(f, dtype=d, mode="r", offset=o, shape=s) if math.prod(s) else np.zeros(s, d) for k, (d, s, o) in tensors.items()}
 
 # %% ../../nbs/12_zoo.format.ipynb #49b8ff32
 def split_tasks(keys: Sequence[Any], # one sortable key per unique task (e.g. the offset tuple)
@@ -112,10 +170,17 @@ def downstream_splits(splits: dict[str, list[int]], # output of `split_tasks`
 # %% ../../nbs/12_zoo.format.ipynb #04076389
 _REQUIRED = ("format", "format_version", "kind", "config", "model_spec", "parameter_layout", "checkpoint_steps",
              "n_runs", "runs_per_shard", "runs", "tasks", "splits", "shards", "complete")
+_SPEC_FIELDS = ("input_size", "hidden_size", "num_layers", "output_size")
+_MAX_SIZE, _MAX_LAYERS = 1 << 20, 1 << 10  # bounds on a model_spec, checked before anything is computed from it
 
 def _key(task) -> Any:
     "A hashable key for a task as stored in JSON (lists become tuples)."
     return tuple(task) if isinstance(task, list) else task
+
+def _is_task(t) -> bool:
+    "A task as JSON can hold it and `_key` can hash it: a finite number, a string, or a flat list of them."
+    def scalar(v): return isinstance(v, str) or (isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v))
+    return scalar(t) or (isinstance(t, list) and all(scalar(v) for v in t))
 
 def task_splits(manifest: dict, # a zoo manifest (its `tasks` and `splits`)
                ) -> dict[Any, str]:
@@ -123,10 +188,26 @@ def task_splits(manifest: dict, # a zoo manifest (its `tasks` and `splits`)
     return {_key(manifest["tasks"][i]): s for s, idx in manifest["splits"].items() for i in idx}
 
 def _inside(root: Path, rel: str, what: str) -> Path:
-    p = (root / rel).resolve()
-    if Path(rel).is_absolute() or not p.is_relative_to(root.resolve()):
+    "The file `root / rel`, refused unless it lies inside `root` once every link is followed."
+    try: p, r = (root / rel).resolve(), root.resolve()
+    except (OSError, RuntimeError, ValueError) as e:
+        raise ZooFormatError(f"{root/MANIFEST_NAME}: {what} path {rel!r} cannot be resolved ({e})") from None
+    if Path(rel).is_absolute() or not p.is_relative_to(r):
         raise ZooFormatError(f"{root/MANIFEST_NAME}: {what} path {rel!r} leaves the zoo folder")
+    if p == r or p == r / MANIFEST_NAME: raise ZooFormatError(f"{root/MANIFEST_NAME}: {what} path {rel!r} does not name a shard file")
     return p
+
+def _read_json(path: Path, # a regular file
+               what: str, # named in errors: "manifest", "metadata table"
+               sha256: str | None = None, # the expected SHA-256 of its bytes (not checked if None)
+              ) -> Any:
+    "Parse a JSON file that must be a regular file (and match `sha256`); every problem is one `ZooFormatError`."
+    with _open_regular(path, what) as f: data = f.read()
+    if sha256 is not None and hashlib.sha256(data).hexdigest() != sha256:
+        raise ZooFormatError(f"{path}: checksum mismatch (file is corrupt); rebuild it or copy it again")
+    try: return json.loads(data)
+    except RecursionError: raise ZooFormatError(f"{path}: invalid JSON (nested too deeply)") from None
+    except (ValueError, UnicodeDecodeError) as e: raise ZooFormatError(f"{path}: invalid JSON ({e})") from None   # also a 5000-digit number
 
 def read_manifest(path: Path | str, # a zoo folder (or its manifest.json)
                  ) -> dict[str, Any]:
@@ -136,11 +217,12 @@ def read_manifest(path: Path | str, # a zoo folder (or its manifest.json)
     mf = root / MANIFEST_NAME
     if not root.is_dir(): raise ZooFormatError(f"{root}: no such zoo folder")
     if not mf.exists(): raise ZooFormatError(f"{root}: not a zoo folder (no {MANIFEST_NAME})")
-    try: m = json.loads(mf.read_text())
-    except (json.JSONDecodeError, UnicodeDecodeError) as e: raise ZooFormatError(f"{mf}: invalid JSON ({e})") from None
+    if not mf.resolve().is_relative_to(root.resolve()):
+        raise ZooFormatError(f"{mf}: links to a file outside the zoo folder; refusing to read it")
+    m = _read_json(mf, "manifest")
     if not isinstance(m, dict) or m.get("format") != FORMAT_NAME: raise ZooFormatError(f"{mf}: not an rnn_weightspace zoo manifest")
     if m.get("format_version") != FORMAT_VERSION:
-        raise ZooFormatError(f"{mf}: format_version {m.get('format_version')!r} is not supported (this library reads {FORMAT_VERSION})")
+        raise ZooFormatError(f"{mf}: format_version {reprlib.repr(m.get('format_version'))} is not supported (this library reads {FORMAT_VERSION})")
     for k in _REQUIRED:
         if k not in m: raise ZooFormatError(f"{mf}: missing field {k!r}")
     _check_manifest(m, root, mf)
@@ -148,36 +230,55 @@ def read_manifest(path: Path | str, # a zoo folder (or its manifest.json)
 
 def _check_manifest(m: dict, root: Path, mf: Path) -> None:
     "Types and consistency of the fields readers rely on; one `ZooFormatError` naming the field otherwise."
-    def bad(field, why): raise ZooFormatError(f"{mf}: field {field!r} {why}")
-    def is_int(v): return isinstance(v, int) and not isinstance(v, bool)
+    def bad(field, why): raise ZooFormatError(f"{mf}: field {field!r} {why}") from None
+    if not isinstance(m["kind"], str): bad("kind", "must be a string")
+    if not isinstance(m["config"], dict): bad("config", "must be a table")
+    if not _is_int(m["config"].get("seed", 0)): bad("config.seed", f"must be an integer, got {reprlib.repr(m['config']['seed'])}")
+    if not isinstance(m["complete"], bool): bad("complete", "must be true or false")
     for k in ("n_runs", "runs_per_shard"):
-        if not is_int(m[k]) or m[k] < 1: bad(k, "must be a positive integer")
-    steps = m["checkpoint_steps"]
-    if not isinstance(steps, list) or not steps or not all(is_int(v) for v in steps): bad("checkpoint_steps", "must be a list of integers")
-    try: LSTMSpec.from_dict(m["model_spec"])
-    except (RNNWSError, TypeError, AttributeError): bad("model_spec", "must hold positive integers input_size, hidden_size, num_layers, output_size")
-    if not isinstance(m["tasks"], list) or not m["tasks"]: bad("tasks", "must be a non-empty list")
+        if not _is_int(m[k]) or m[k] < 1: bad(k, f"must be a positive integer, got {reprlib.repr(m[k])}")
+    n_runs, rps, steps = m["n_runs"], m["runs_per_shard"], m["checkpoint_steps"]
+    if not isinstance(steps, list) or not steps or not all(_is_int(v) for v in steps): bad("checkpoint_steps", "must be a list of integers")
+    spec = m["model_spec"]
+    if not isinstance(spec, dict) or not all(_is_int(spec.get(k)) and spec[k] >= 1 for k in _SPEC_FIELDS):
+        bad("model_spec", "must hold positive integers input_size, hidden_size, num_layers, output_size")
+    if spec["num_layers"] > _MAX_LAYERS or max(spec[k] for k in _SPEC_FIELDS) > _MAX_SIZE:
+        sizes = ", ".join(f"{k} {spec[k]}" for k in _SPEC_FIELDS)
+        bad("model_spec", f"is too large ({sizes}; at most {_MAX_LAYERS} layers and {_MAX_SIZE} units)")
+    layout = [[n, list(s)] for n, s in LSTMSpec.from_dict(spec).layout]
+    if m["parameter_layout"] != layout:
+        bad("parameter_layout", f"must be the model_spec's tensors as [name, shape] pairs ([{layout[0][0]!r}, {layout[0][1]}], ...)")
+    tasks = m["tasks"]
+    if not isinstance(tasks, list) or not tasks: bad("tasks", "must be a non-empty list")
+    for i, t in enumerate(tasks):
+        if not _is_task(t): bad(f"tasks[{i}]", f"must be a number, a string or a flat list of them, got {reprlib.repr(t)}")
+    if len({_key(t) for t in tasks}) != len(tasks): bad("tasks", "lists a task twice")
+    runs = m["runs"]
+    if not (isinstance(runs, dict) and isinstance(runs.get("task"), list) and len(runs["task"]) == n_runs
+            and all(_is_int(i) and 0 <= i < len(tasks) for i in runs["task"])):
+        bad("runs", f"must hold 'task': the position in tasks (0..{len(tasks) - 1}) of each of the {n_runs} runs")
     splits = m["splits"]
-    if not isinstance(splits, dict) or not all(isinstance(v, list) and all(is_int(i) and 0 <= i < len(m["tasks"]) for i in v) for v in splits.values()):
-        bad("splits", f"must map split names to lists of task positions (0..{len(m['tasks']) - 1})")
-    if sorted(i for v in splits.values() for i in v) != list(range(len(m["tasks"]))): bad("splits", "must assign every task to exactly one split")
+    if not isinstance(splits, dict) or not all(isinstance(v, list) and all(_is_int(i) and 0 <= i < len(tasks) for i in v) for v in splits.values()):
+        bad("splits", f"must map split names to lists of task positions (0..{len(tasks) - 1})")
+    if sorted(i for v in splits.values() for i in v) != list(range(len(tasks))): bad("splits", "must assign every task to exactly one split")
     if not isinstance(m["shards"], list): bad("shards", "must be a list")
-    end = 0
+    n_shards, n_ck = math.ceil(n_runs / rps), len(steps)
+    if len(m["shards"]) > n_shards: bad("shards", f"lists {len(m['shards'])} shards; n_runs / runs_per_shard gives {n_shards}")
     for i, sh in enumerate(m["shards"]):
         where = f"shards[{i}]"
         if not isinstance(sh, dict) or sh.get("index") != i: bad(where, f"must be a shard entry with index {i}")
-        rows = sh.get("rows")
-        if not (isinstance(rows, list) and len(rows) == 2 and all(is_int(r) for r in rows) and rows[0] == end and rows[1] > rows[0]):
-            bad(f"{where}.rows", f"must be [start, stop) continuing from row {end}")
-        end = rows[1]
+        expect = [i * rps * n_ck, min((i + 1) * rps, n_runs) * n_ck]
+        if sh.get("rows") != expect: bad(f"{where}.rows", f"must be {expect}: the rows of its runs ({rps} per shard), {n_ck} checkpoints each")
         files = sh.get("files")
         if not isinstance(files, dict) or set(files) != {"weights", "rollouts", "metadata"}: bad(f"{where}.files", "must list weights, rollouts and metadata")
         for kind, f in files.items():
-            if not (isinstance(f, dict) and isinstance(f.get("path"), str) and is_int(f.get("bytes")) and isinstance(f.get("sha256"), str)):
-                bad(f"{where}.files.{kind}", "needs path (string), bytes (integer) and sha256 (string)")
+            if not (isinstance(f, dict) and isinstance(f.get("path"), str) and f["path"]): bad(f"{where}.files.{kind}.path", "must name a file")
             _inside(root, f["path"], f"shard {i} {kind}")
-    if m["complete"] and (len(m["shards"]) != math.ceil(m["n_runs"] / m["runs_per_shard"]) or end != m["n_runs"] * len(steps)):
-        bad("complete", f"is true but the shards hold {end} rows, not n_runs x checkpoints = {m['n_runs'] * len(steps)}")
+            if not (_is_int(f.get("bytes")) and f["bytes"] >= 0 and isinstance(f.get("sha256"), str) and len(f["sha256"]) == 64):
+                bad(f"{where}.files.{kind}", "needs bytes (an integer) and sha256 (64 hex digits)")
+    if m["complete"] and len(m["shards"]) != n_shards:
+        end = m["shards"][-1]["rows"][1] if m["shards"] else 0
+        bad("complete", f"is true but the shards hold {end} rows, not n_runs x checkpoints = {n_runs * n_ck}")
 
 # %% ../../nbs/12_zoo.format.ipynb #f47d0bce
 class ZooWriter:
@@ -275,10 +376,10 @@ class ZooWriter:
         out = {}
         for f in sorted(self.root.glob(f"shards/*{PENDING_SUFFIX}")):
             try:
-                entry = json.loads(f.read_text())
+                entry = _read_json(f, "pending shard entry")
                 ok = entry["index"] >= self.done_shards and entry["runs"] == [self.shard_runs(entry["index"]).start, self.shard_runs(entry["index"]).stop] \
                      and all(_file_ok(self.root, e) for e in entry["files"].values())
-            except (json.JSONDecodeError, KeyError, TypeError, OSError): ok = False
+            except (ZooFormatError, KeyError, TypeError, OSError): ok = False
             if ok: out[entry["index"]] = entry
             else: f.unlink()
         return out
@@ -301,8 +402,11 @@ class ZooWriter:
         return self.done_shards
 
 def _file_ok(root: Path, entry: dict) -> bool:
-    f = root / entry["path"]
-    return f.exists() and f.stat().st_size == entry["bytes"] and sha256_file(f) == entry["sha256"]
+    "Whether the file of a manifest entry is inside `root`, a regular file, and has the recorded size and SHA-256."
+    try:
+        f = _inside(root, entry["path"], "shard")
+        with _open_regular(f) as fh: return os.fstat(fh.fileno()).st_size == entry["bytes"] and _sha256_open(fh, f) == entry["sha256"]
+    except (ZooFormatError, KeyError, TypeError): return False
 
 PENDING_SUFFIX = ".pending.json"  # a shard finished by another process, waiting to be recorded in the manifest
 
@@ -318,6 +422,8 @@ def write_shard_files(root: Path | str, # the zoo folder
     root, rps, n_ck = Path(root), manifest["runs_per_shard"], len(manifest["checkpoint_steps"])
     r = range(index * rps, min((index + 1) * rps, manifest["n_runs"]))
     n = len(r) * n_ck
+    if any(t.dtype != torch.float32 for t in weights.tensors()):
+        raise RNNWSError(f"shard {index}: weights must be float32 (the zoo format stores float32)")
     if weights.batch_shape != (n,) or any(len(v) != n for v in [*rollouts.values(), *metadata.values()]):
         raise ValueError(f"shard {index} must hold {n} rows")
     stem = f"shards/{index:05d}"
@@ -331,22 +437,47 @@ def write_shard_files(root: Path | str, # the zoo folder
     return entry
 
 # %% ../../nbs/12_zoo.format.ipynb #2e2e920c
+def _check_tensors(path: Path, # the shard file (named in errors)
+                   kind: str, # "weights" or "rollouts"
+                   tensors: dict[str, tuple[np.dtype, tuple[int, ...]]], # name -> (dtype, shape) as stored
+                   n_rows: int, # rows the manifest gives the shard
+                   layout: list, # the manifest's parameter_layout
+                  ) -> None:
+    "A shard's tensors against the manifest: weights are float32 with the layout's names and shapes; every tensor has `n_rows` rows."
+    if kind == "weights":
+        names = [n for n, _ in layout]
+        if sorted(tensors) != sorted(names): raise ZooFormatError(f"{path}: holds tensors {sorted(tensors)}, the manifest's layout is {names}")
+        for name, shape in layout:
+            dtype, stored = tensors[name]
+            if dtype != np.float32: raise ZooFormatError(f"{path}: tensor {name!r} is stored as {dtype}; the format stores weights as float32")
+            if tuple(stored) != (n_rows, *shape):
+                raise ZooFormatError(f"{path}: tensor {name!r} has shape {list(stored)}, "
+                                     f"the manifest (model_spec, rows) says {[n_rows, *shape]}")
+    for name, (_, shape) in tensors.items():
+        if len(shape) == 0 or shape[0] != n_rows:
+            raise ZooFormatError(f"{path}: tensor {name!r} has {list(shape[:1])} rows, the manifest says {n_rows}")
+
 class _Shards:
-    "Memory maps of one kind of shard file ('weights' or 'rollouts'), opened on first use."
-    def __init__(self, root: Path, manifest: dict, kind: str):
-        self.root, self.kind, self.shards = root, kind, manifest["shards"]
-        self.names = [n for n, _ in manifest["parameter_layout"]]
+    "Memory maps of one kind of shard file ('weights' or 'rollouts'), opened (and checksummed) on first use."
+    def __init__(self, root: Path, manifest: dict, kind: str, checksums: bool = True):
+        self.root, self.kind, self.shards, self.checksums = root, kind, manifest["shards"], checksums
+        self.layout = manifest["parameter_layout"]
         self.starts = np.array([sh["rows"][0] for sh in self.shards] + [self.shards[-1]["rows"][1] if self.shards else 0])
         self._maps: dict[int, dict[str, np.memmap]] = {}
 
+    def file(self, s: int) -> Path:
+        "The file of shard `s`."
+        return _inside(self.root, self.shards[s]["files"][self.kind]["path"], self.kind)
+
+    def file_of(self, row: int) -> Path:
+        "The file holding absolute `row`."
+        return self.file(int(np.searchsorted(self.starts, row, side="right") - 1))
+
     def maps(self, s: int) -> dict[str, np.memmap]:
         if s not in self._maps:
-            path = self.root / self.shards[s]["files"][self.kind]["path"]
-            maps, (a, b) = open_shard_file(path), self.shards[s]["rows"]
-            if self.kind == "weights" and sorted(maps) != sorted(self.names):
-                raise ZooFormatError(f"{path}: holds tensors {sorted(maps)}, the manifest's layout is {self.names}")
-            for name, mm in maps.items():
-                if mm.ndim == 0 or mm.shape[0] != b - a: raise ZooFormatError(f"{path}: tensor {name!r} has {mm.shape[:1]} rows, the manifest says {b - a}")
+            path, entry, (a, b) = self.file(s), self.shards[s]["files"][self.kind], self.shards[s]["rows"]
+            maps = open_shard_file(path, entry["sha256"] if self.checksums else None)
+            _check_tensors(path, self.kind, {k: (mm.dtype, mm.shape) for k, mm in maps.items()}, b - a, self.layout)
             self._maps[s] = maps
         return self._maps[s]
 
@@ -383,28 +514,83 @@ class _Shards:
         lens = {mm.shape[1] if mm.ndim >= 2 else None for mm in self.maps(0).values()} if self.shards else set()
         return lens.pop() if len(lens) == 1 else None
 
+def _first_nonfinite(tensors: dict[str, Tensor]) -> tuple[int, str] | None:
+    "Position of the first row holding NaN or Inf (and the first tensor where it does), or None."
+    bad = None
+    for name, t in tensors.items():
+        if not t.is_floating_point() or not t.numel(): continue
+        a = t.detach().cpu()
+        a = (a.float() if a.dtype == torch.bfloat16 else a).numpy()   # numpy's isfinite is ~10x faster than torch's on a CPU
+        if np.isfinite(a).all(): continue
+        rows = np.flatnonzero(~np.isfinite(a.reshape(len(a), -1)).all(1))
+        if bad is None or rows[0] < bad[0]: bad = (int(rows[0]), name)
+    return bad
+
+def check_finite(weights: LSTMWeights | dict[str, Tensor], # `[n]` weights as read (or their state-dict tensors `[n, ...]`)
+                 rows: Sequence[int] | None = None, # the zoo row of each of the `n` (default `0..n-1`)
+                 where: str | Path = "weights", # what the error names first (the zoo folder or shard file)
+                ) -> None:
+    "Refuse weights that hold NaN or Inf: a one-line `ZooFormatError` naming `where`, the first such row and its tensor."
+    if isinstance(weights, LSTMWeights): weights = (weights if weights.batch_shape else weights.reshape(1)).state_dict()
+    if (bad := _first_nonfinite(weights)) is None: return
+    raise _nonfinite(where, int(rows[bad[0]]) if rows is not None else bad[0], bad[1])
+
+def _nonfinite(where, r: int, name: str, about: str = "") -> ZooFormatError:
+    return ZooFormatError(f"{where}: row {r}{about} holds NaN/Inf weights (tensor {name!r}); refusing to use them "
+                          f"(leave the row out, e.g. zoo.select(zoo.metadata.row != {r}))")
+
 class _RowIndexer:
-    "`view.weights[i]` / `view.rollouts[i]`: index the view's rows, read only those."
+    "`view.weights[i]` / `view.rollouts[i]`: index the view's rows, read only those (weights: refused if not finite)."
     def __init__(self, view: Zoo, kind: str): self.view, self.kind = view, kind
     def __len__(self): return len(self.view)
     def __getitem__(self, idx):
         rows = self.view.rows[idx]
         single = np.ndim(rows) == 0
         rows = np.atleast_1d(rows)
-        data = self.view._shards(self.kind).read(rows)
+        reader = self.view._shards(self.kind)
+        data = reader.read(rows)
         if self.kind == "weights":
+            if (bad := _first_nonfinite(data)) is not None:
+                r = int(rows[bad[0]])
+                md, where = self.view._table.iloc[r], reader.file_of(r) if isinstance(reader, _Shards) else self.view.root
+                raise _nonfinite(where, r, bad[1], f" (run {md['run']}, step {md['step']})")
             w = LSTMWeights.from_state_dict(data).to(torch.float32)
             return w[0] if single else w
         return {k: v[0] for k, v in data.items()} if single else data
 
 # %% ../../nbs/12_zoo.format.ipynb #abee103b
+def _read_metadata_file(root: Path, # the zoo folder
+                        manifest: dict, # its manifest
+                        sh: dict, # the shard's entry
+                        checksums: bool = True, # check the file's SHA-256
+                       ) -> dict[str, list]:
+    "The metadata table of one shard as stored (column -> list), checked: run, step and task in every row."
+    p = _inside(root, sh["files"]["metadata"]["path"], "metadata")
+    n = sh["rows"][1] - sh["rows"][0]
+    cols = _read_json(p, "metadata table", sh["files"]["metadata"]["sha256"] if checksums else None)
+    if not isinstance(cols, dict) or not {"run", "step", "task"} <= set(cols):
+        raise ZooFormatError(f"{p}: metadata must be a table (column -> list) with at least run, step and task")
+    for k, v in cols.items():
+        if not isinstance(v, list) or len(v) != n: raise ZooFormatError(f"{p}: column {k!r} must have {n} rows (the shard's rows)")
+    for k in ("run", "step", "checkpoint"):
+        for i, v in enumerate(cols.get(k, [])):
+            if not _is_int(v): raise ZooFormatError(f"{p}: column {k!r} row {i} must be an integer, got {reprlib.repr(v)}")
+    tasks = {_key(t) for t in manifest["tasks"]}
+    for i, t in enumerate(cols["task"]):
+        if not _is_task(t) or _key(t) not in tasks:
+            raise ZooFormatError(f"{p}: column 'task' row {i}: {reprlib.repr(t)} is not among the manifest's tasks")
+    return cols
+
+_SCAN_BYTES = 64 << 20  # bytes of weights checked for NaN/Inf at a time by `Zoo(..., verify=True)`
+
 class Zoo:
     "A model zoo on disk (or a view of some of its rows): lazy weights, rollouts, metadata, splits."
     def __init__(self, path: Path | str, # the zoo folder
-                 verify: bool = False, # also check every file's SHA-256 against the manifest (reads everything)
+                 verify: bool = False, # check every file now: SHA-256 against the manifest, weights finite (reads everything)
                  allow_incomplete: bool = False, # open a build that is still running or was interrupted
+                 checksums: bool = True, # check each file's SHA-256 the first time it is read (once per file and process)
                 ):
-        self.root = Path(path)
+        self.root, self.checksums = Path(path), checksums
         self.manifest = read_manifest(self.root)
         if not self.manifest["complete"] and not allow_incomplete:
             raise ZooFormatError(f"{self.root}: the build is incomplete ({len(self.manifest['shards'])} shards written); "
@@ -417,33 +603,43 @@ class Zoo:
         self._maps: dict[str, _Shards] = {}
 
     def _check_files(self, verify: bool):
+        "Every file: inside the folder, regular, of the recorded size, tensors as the manifest says; `verify`: checksums, finite weights."
+        first = {}
         for sh in self.manifest["shards"]:
             for kind, f in sh["files"].items():
                 p = _inside(self.root, f["path"], kind)
-                if not p.exists(): raise ZooFormatError(f"{p}: shard file is missing")
-                if p.stat().st_size != f["bytes"]:
-                    raise ZooFormatError(f"{p}: file is truncated or corrupt ({p.stat().st_size} bytes, manifest says {f['bytes']})")
-                if verify and sha256_file(p) != f["sha256"]: raise ZooFormatError(f"{p}: checksum mismatch (file is corrupt)")
+                with _open_regular(p, f"{'metadata table' if kind == 'metadata' else 'shard file'} (shards[{sh['index']}].files.{kind})") as fh:
+                    size = os.fstat(fh.fileno()).st_size
+                    if size != f["bytes"]: raise ZooFormatError(f"{p}: file is truncated or corrupt ({size} bytes, manifest says {f['bytes']})")
+                    if verify: _check_sha256(fh, p, f["sha256"])
+                    if kind == "metadata": continue
+                    tensors = {k: (d, s) for k, (d, s, _) in _shard_header(fh, p).items()}
+                _check_tensors(p, kind, tensors, sh["rows"][1] - sh["rows"][0], self.manifest["parameter_layout"])
+                sig = {k: (str(d), list(s[1:])) for k, (d, s) in tensors.items()}
+                other, ref = first.setdefault(kind, (p, sig))
+                if sig != ref:
+                    k = next((k for k in sig if sig[k] != ref.get(k)), None) if set(sig) == set(ref) else None
+                    diff = f"tensor {k!r} is {sig[k][0]} {sig[k][1]} per row, not {ref[k][0]} {ref[k][1]}" if k else f"tensors {sorted(sig)}, not {sorted(ref)}"
+                    raise ZooFormatError(f"{p}: holds other tensors than {other}: {diff}")
+            if verify: self._check_finite(sh)
+
+    def _check_finite(self, sh: dict):
+        "The first row of a weights shard holding NaN or Inf, named with its file and tensor (`verify`)."
+        p = _inside(self.root, sh["files"]["weights"]["path"], "weights")
+        maps, n = open_shard_file(p), sh["rows"][1] - sh["rows"][0]
+        chunk = max(1, _SCAN_BYTES // max(1, sum(mm[:1].nbytes for mm in maps.values())))
+        for a in range(0, n, chunk):
+            oks = {k: np.isfinite(mm[a:a + chunk].reshape(min(chunk, n - a), -1)).all(1) for k, mm in maps.items()}   # [rows]
+            if bad := [(int(np.argmin(ok)), k) for k, ok in oks.items() if not ok.all()]:
+                i, name = min(bad)
+                raise ZooFormatError(f"{p}: tensor {name!r} row {a + i} (zoo row {sh['rows'][0] + a + i}) holds NaN/Inf weights")
 
     def _read_metadata(self) -> pd.DataFrame:
-        frames = []
         split_of = task_splits(self.manifest)
-        for sh in self.manifest["shards"]:
-            p = self.root / sh["files"]["metadata"]["path"]
-            n = sh["rows"][1] - sh["rows"][0]
-            try: cols = json.loads(p.read_text())
-            except (json.JSONDecodeError, UnicodeDecodeError) as e: raise ZooFormatError(f"{p}: invalid metadata table ({e})") from None
-            if not isinstance(cols, dict) or not {"run", "step", "task"} <= set(cols):
-                raise ZooFormatError(f"{p}: metadata must be a table (column -> list) with at least run, step and task")
-            for k, v in cols.items():
-                if not isinstance(v, list) or len(v) != n: raise ZooFormatError(f"{p}: column {k!r} must have {n} rows (the shard's rows)")
-            for t in cols["task"]:
-                if _key(t) not in split_of: raise ZooFormatError(f"{p}: task {t} is not among the manifest's tasks")
-            frames.append(pd.DataFrame(cols))
+        frames = [pd.DataFrame(_read_metadata_file(self.root, self.manifest, sh, self.checksums)) for sh in self.manifest["shards"]]
         df = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=["run", "checkpoint", "step", "task"])
         df["split"] = [split_of[_key(t)] for t in df["task"]]
         return df
-
 
     def __getstate__(self) -> dict:
         "Pickle without the open memory maps (DataLoader workers re-open the files instead of receiving copies)."
@@ -452,7 +648,7 @@ class Zoo:
     def _shards(self, kind: str) -> _Shards:
         "The reader of `kind` rows: our shard files, or another store (e.g. the authors' released layout, `zoo.official`)."
         if getattr(self, "_store", None) is not None: return self._store(kind)
-        if kind not in self._maps: self._maps[kind] = _Shards(self.root, self.manifest, kind)
+        if kind not in self._maps: self._maps[kind] = _Shards(self.root, self.manifest, kind, getattr(self, "checksums", True))
         return self._maps[kind]
 
     # --- views -------------------------------------------------------------------------------------------------
@@ -576,7 +772,7 @@ class ZooDataset(Dataset):
         "Tasks as a tensor: numeric vectors `[n, K]` or scalars `[n]` as they are, other tasks (e.g. names) as their index."
         tasks = self.zoo.manifest["tasks"]
         num = lambda v: isinstance(v, (int, float)) and not isinstance(v, bool)
-        if all(isinstance(t, list) and all(num(v) for v in t) for t in tasks): return torch.tensor(np.array(list(col), dtype=np.float64).reshape(len(col), len(tasks[0]))).to(torch.int64 if all(isinstance(v, int) for t in tasks for v in t) else torch.float32)
+        if all(isinstance(t, list) and len(t) == len(tasks[0]) and all(num(v) for v in t) for t in tasks): return torch.tensor(np.array(list(col), dtype=np.float64).reshape(len(col), len(tasks[0]))).to(torch.int64 if all(isinstance(v, int) for t in tasks for v in t) else torch.float32)
         if all(num(t) for t in tasks): return torch.as_tensor(np.array(col.to_numpy()))
         pos = {_key(t): i for i, t in enumerate(tasks)}
         return torch.tensor([pos[_key(t)] for t in col], dtype=torch.int64)
@@ -675,6 +871,9 @@ def from_modules(cls: Zoo, path: Path | str, # the zoo folder to create (must no
     cols = {"run": list(range(n)), "checkpoint": [0] * n, **{k: v for k, v in cols.items() if k not in ("run", "checkpoint")}}
     try: cols = json.loads(json.dumps(cols))
     except TypeError as e: raise RNNWSError(f"metadata must be JSON-serialisable ({e})") from None
+    if (bad := next((i for i, t in enumerate(cols["task"]) if not _is_task(t)), None)) is not None:
+        raise RNNWSError(f"metadata 'task' of model {bad} must be a number, a string or a flat list of them, "
+                         f"got {reprlib.repr(cols['task'][bad])}")
     tasks = sorted({json.dumps(t) for t in cols["task"]})
     tasks = [json.loads(t) for t in tasks]
     pos = {json.dumps(t): i for i, t in enumerate(tasks)}
@@ -713,10 +912,25 @@ def _raw_metadata(zoo: Zoo) -> dict[str, list]:
     "The metadata columns of a whole zoo, as stored (JSON values, not a DataFrame)."
     cols: dict[str, list] = {}
     for sh in zoo.manifest["shards"]:
-        part = json.loads((zoo.root / sh["files"]["metadata"]["path"]).read_text())
+        part = _read_metadata_file(zoo.root, zoo.manifest, sh, getattr(zoo, "checksums", True))
         if cols and set(part) != set(cols): raise ZooFormatError(f"{zoo.root}: shard {sh['index']} has other metadata columns")
         for k, v in part.items(): cols.setdefault(k, []).extend(v)
     return cols
+
+def _check_merge_args(sources, out, runs_per_shard, splits_from, name) -> tuple[list[Path], Path]:
+    "Every argument of `merge_zoos`, before anything is read or created; one `RNNWSError` naming the argument."
+    if isinstance(sources, (str, Path)) or not isinstance(sources, Sequence): raise RNNWSError("sources must be a list of zoo folders")
+    if len(sources) < 2: raise RNNWSError("merge_zoos needs at least two zoos")
+    for k, v in (("runs_per_shard (--runs-per-shard)", runs_per_shard), ("splits_from (--splits-from)", splits_from)):
+        if v is not None and (not _is_int(v) or v < (1 if k.startswith("runs") else 0)):
+            raise RNNWSError(f"{k} must be a {'positive' if k.startswith('runs') else 'non-negative'} integer, got {v!r}")
+    if splits_from is not None and splits_from >= len(sources):
+        raise RNNWSError(f"splits_from must be a source index 0..{len(sources) - 1}, got {splits_from}")
+    if name is not None and (not isinstance(name, str) or not name): raise RNNWSError(f"name must be a non-empty string, got {name!r}")
+    out = Path(out)
+    if out.exists() and (not out.is_dir() or any(out.iterdir())):
+        raise RNNWSError(f"{out}: exists and is not an empty folder; choose another --out")
+    return [Path(p) for p in sources], out
 
 def merge_zoos(sources: Sequence[Path | str], # the zoo folders to combine, in order
                out: Path | str, # the merged zoo folder (created; must not exist or be empty)
@@ -726,8 +940,8 @@ def merge_zoos(sources: Sequence[Path | str], # the zoo folders to combine, in o
                progress: bool = True, # show a progress bar (on stderr)
               ) -> Zoo:
     "Combine complete zoos of one kind and architecture into a new zoo in `out`; runs are renumbered source by source."
-    if len(sources) < 2: raise RNNWSError("merge_zoos needs at least two zoos")
-    zoos = [Zoo(p) for p in sources]
+    sources, out = _check_merge_args(sources, out, runs_per_shard, splits_from, name)
+    zoos = [Zoo(p, verify=True) for p in sources]   # every byte checked: a corrupt source never makes a merged zoo
     first = zoos[0].manifest
     for p, z in zip(sources, zoos):
         m = z.manifest
@@ -745,7 +959,6 @@ def merge_zoos(sources: Sequence[Path | str], # the zoo folders to combine, in o
             if json.dumps(t) not in where: where[json.dumps(t)] = len(tasks); tasks.append(t)
     split_of: dict[str, str] = {}
     if splits_from is not None:
-        if not 0 <= splits_from < len(zoos): raise RNNWSError(f"splits_from must be a source index 0..{len(zoos) - 1}, got {splits_from}")
         ref = {json.dumps(zoos[splits_from].manifest["tasks"][i]): sp for sp, idx in zoos[splits_from].manifest["splits"].items() for i in idx}
         if missing := [json.loads(t) for t in where if t not in ref]:
             raise RNNWSError(f"splits_from={splits_from}: {sources[splits_from]} has no split for task {missing[0]!r} (a task only other zoos have)")
@@ -764,7 +977,7 @@ def merge_zoos(sources: Sequence[Path | str], # the zoo folders to combine, in o
     run_task = [where[json.dumps(z.manifest["tasks"][k])] for z in zoos for k in z.manifest["runs"]["task"]]
     manifest = {k: v for k, v in first.items() if k not in ("shards", "complete", "format", "format_version", "build", "tasks", "runs", "splits", "task_names")}
     manifest.update(name=name or f"{first.get('name', 'zoo')}-merged", n_runs=offsets[-1], tasks=tasks, runs={"task": run_task}, splits=splits,
-                    runs_per_shard=runs_per_shard or first["runs_per_shard"],
+                    runs_per_shard=runs_per_shard if runs_per_shard is not None else first["runs_per_shard"],
                     merged_from=[{"path": str(Path(p).resolve()), "name": z.manifest.get("name"), "config": z.manifest["config"],
                                   "build": z.manifest.get("build"), "n_runs": z.manifest["n_runs"], "run_offset": o}
                                  for p, z, o in zip(sources, zoos, offsets)])
@@ -773,32 +986,41 @@ def merge_zoos(sources: Sequence[Path | str], # the zoo folders to combine, in o
         manifest["task_names"] = [names.get(json.dumps(t), str(t)) for t in tasks]
     manifest["metadata_columns"] = {**first.get("metadata_columns", {}), "source": "index of the merged zoo it came from (merged_from)",
                                     "source_run": "its run index in that zoo"}
-    writer = ZooWriter(out, manifest)
-    n_ck = len(first["checkpoint_steps"])
+    cols = [_raw_metadata(z) for z in zoos]
+    if any(set(c) != set(cols[0]) for c in cols): raise RNNWSError("the zoos have different metadata columns; they cannot be merged")
     try:
-        bar = None
-        if progress:
-            from tqdm.auto import tqdm
-            bar = tqdm(total=offsets[-1], unit="run", desc=f"merge {Path(out).name}", file=sys.stderr)
-        cols = [_raw_metadata(z) for z in zoos]
-        if any(set(c) != set(cols[0]) for c in cols): raise RNNWSError("the zoos have different metadata columns; they cannot be merged")
-        for s in range(writer.n_shards):
-            runs = writer.shard_runs(s)
-            ws, rolls, md = [], [], {k: [] for k in [*cols[0], "source", "source_run"]}
-            for src, z in enumerate(zoos):                                     # the part of this shard in each source
-                lo, hi = max(runs.start, offsets[src]) - offsets[src], min(runs.stop, offsets[src + 1]) - offsets[src]
-                if lo >= hi: continue
-                rows = np.arange(lo * n_ck, hi * n_ck)
-                ws.append(z.weights[rows]); rolls.append(z.rollouts[rows])
-                for k, v in cols[src].items():
-                    part = v[lo * n_ck:hi * n_ck]
-                    md[k] += [r + offsets[src] for r in part] if k == "run" else part
-                md["source"] += [src] * len(rows); md["source_run"] += cols[src]["run"][lo * n_ck:hi * n_ck]
-            w = LSTMWeights.cat(ws) if len(ws) > 1 else ws[0]
-            roll = {k: torch.cat([r[k] for r in rolls]) for k in rolls[0]}
-            writer.write_shard(s, w, roll, md)
-            if bar is not None: bar.update(len(runs))
-    finally:
-        writer.close()
-        if progress and bar is not None: bar.close()
+        out.parent.mkdir(parents=True, exist_ok=True)
+        tmp = Path(tempfile.mkdtemp(dir=out.parent, prefix=f".{out.name}.", suffix=".merging"))   # renamed to `out` when complete
+    except OSError as e: raise RNNWSError(f"{out}: cannot create the merged zoo there ({e.strerror})") from None
+    n_ck, bar = len(first["checkpoint_steps"]), None
+    try:
+        writer = ZooWriter(tmp, manifest)
+        try:
+            if progress:
+                from tqdm.auto import tqdm
+                bar = tqdm(total=offsets[-1], unit="run", desc=f"merge {out.name}", file=sys.stderr)
+            for s in range(writer.n_shards):
+                runs = writer.shard_runs(s)
+                ws, rolls, md = [], [], {k: [] for k in [*cols[0], "source", "source_run"]}
+                for src, z in enumerate(zoos):                                     # the part of this shard in each source
+                    lo, hi = max(runs.start, offsets[src]) - offsets[src], min(runs.stop, offsets[src + 1]) - offsets[src]
+                    if lo >= hi: continue
+                    rows = np.arange(lo * n_ck, hi * n_ck)
+                    ws.append(z.weights[rows]); rolls.append(z.rollouts[rows])
+                    for k, v in cols[src].items():
+                        part = v[lo * n_ck:hi * n_ck]
+                        md[k] += [r + offsets[src] for r in part] if k == "run" else part
+                    md["source"] += [src] * len(rows); md["source_run"] += cols[src]["run"][lo * n_ck:hi * n_ck]
+                w = LSTMWeights.cat(ws) if len(ws) > 1 else ws[0]
+                roll = {k: torch.cat([r[k] for r in rolls]) for k in rolls[0]}
+                writer.write_shard(s, w, roll, md)
+                if bar is not None: bar.update(len(runs))
+        finally:
+            writer.close()
+            if bar is not None: bar.close()
+        if out.exists(): out.rmdir()                                                # the empty folder checked above
+        os.rename(tmp, out)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)                                      # nothing half-written is left behind
+        raise
     return Zoo(out)

@@ -20,7 +20,7 @@ import pandas as pd
 import torch
 from torch import Tensor
 
-from ..core import RNNWSError
+from ..core import RNNWSError, check_writable
 from ..lstm import LSTMSpec, LSTMWeights
 from ..tasks.formal_languages import FORMAL_LANGUAGES, task_entropy, task_name
 from ..tasks.sequential_mnist import angle_criterion
@@ -254,9 +254,7 @@ def _check_out(out: Path) -> None:
     "Refuse an output path that exists (other than as an empty folder) or cannot be created."
     if out.exists() and (not out.is_dir() or any(out.iterdir())):
         raise RNNWSError(f"{out}: {'folder' if out.is_dir() else 'file'} already exists; choose another --out (or delete it)")
-    base = next(p for p in [out, *out.parents] if p.exists())
-    if not base.is_dir(): raise RNNWSError(f"{out}: cannot be created, {base} is a file")
-    if base != out and not os.access(base, os.W_OK | os.X_OK): raise RNNWSError(f"{out}: cannot be created, {base} is not writable")
+    check_writable(out)
 
 def import_official(src: Path | str, # the released folder
                     out: Path | str, # the zoo folder to create (must not exist, or be empty)
