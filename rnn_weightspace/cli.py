@@ -82,7 +82,8 @@ def _parser() -> argparse.ArgumentParser:
     o.add_argument("--runs-per-shard", type=_COUNT, default=25)
     i = zoo.add_parser("info", help="summarise a model zoo")
     i.add_argument("path", type=Path, help="zoo folder")
-    i.add_argument("--verify", action="store_true", help="check every file's SHA-256 against the manifest")
+    i.add_argument("--verify", action=argparse.BooleanOptionalAction, default=True,
+                   help="check every file's SHA-256 and every weight (default; --no-verify skips it, for huge zoos on slow disks)")
     i.add_argument("--plot", type=Path, help="write the accuracy-vs-step figure to this file (png, pdf, svg)")
     e = sub.add_parser("encoders", help="list the weight encoders with their sizes and invariances")
     g = e.add_mutually_exclusive_group()
@@ -187,7 +188,7 @@ def zoo_merge(args, # the parsed command line
 
 def zoo_info(args, # the parsed command line
             ) -> int:
-    "Run `rnnws zoo info`: print a zoo's summary, optionally verify its checksums and plot its accuracy."
+    "Run `rnnws zoo info`: verify a zoo (unless --no-verify), print its summary and optionally plot its accuracy."
     from rnn_weightspace.zoo.format import Zoo
     if args.plot is not None:
         from matplotlib.backend_bases import FigureCanvasBase
@@ -197,7 +198,7 @@ def zoo_info(args, # the parsed command line
         check_writable(args.plot, folder=False, name=f"--plot {args.plot}")
     zoo = Zoo(args.path, verify=args.verify, allow_incomplete=True)
     print(zoo)
-    if args.verify: print("  all files match their checksums")
+    if args.verify: print("  all files match their checksums; every weight is finite")
     if args.plot is not None:
         import matplotlib
         matplotlib.use("Agg")

@@ -410,12 +410,12 @@ def test_cli_one_line_errors(z, capsys):
     err = capsys.readouterr().err.strip()
     assert err.startswith("rnnws: error: ") and "\n" not in err and "z2/shards/00000.rollouts.safetensors: checksum mismatch" in err
     assert not (z.parent / "m").exists()
-    assert main(["zoo", "info", str(other)]) == 0                 # the summary reads no shard data...
-    capsys.readouterr()
-    assert main(["zoo", "info", str(other), "--verify"]) == 2      # ...--verify reads everything
+    assert main(["zoo", "info", str(other)]) == 2                 # info checks everything by default...
     assert "checksum mismatch" in capsys.readouterr().err
+    assert main(["zoo", "info", str(other), "--no-verify"]) == 0   # ...--no-verify reads only what the summary needs
+    capsys.readouterr()
     set_weights(W1, nan_at("lstm.weight_ih_l0", 0))(z)
-    assert main(["zoo", "info", str(z), "--verify"]) == 2
+    assert main(["zoo", "info", str(z)]) == 2
     err = capsys.readouterr().err.strip()
     assert "\n" not in err and "00001.weights.safetensors: tensor 'lstm.weight_ih_l0' row 0 (zoo row 4) holds NaN/Inf" in err
     fifo(M0)(z)

@@ -85,7 +85,7 @@ def _sha256_open(f, path: Path) -> str:
 def _check_sha256(f, path: Path, sha256: str) -> None:
     if _sha256_open(f, path) != sha256:
         raise ZooFormatError(f"{path}: checksum mismatch (file is corrupt); rebuild it or copy it again "
-                             "(`rnnws zoo info --verify` checks every file)")
+                             "(`rnnws zoo info` checks every file)")
 
 def _shard_header(f, path: Path) -> dict[str, tuple[np.dtype, tuple[int, ...], int]]:
     "Parse and check the header of an open safetensors file: dtype, shape and absolute byte offset of every tensor."
