@@ -142,12 +142,12 @@ def _train_job(args: tuple) -> tuple[str, float]:
     "One training run in a worker process (one torch thread on a CPU); resumes a run that was interrupted."
     zoo_dir, cfg_dict, run_dir, device, figures = args
     from rnn_weightspace.core import set_threads
-    from rnn_weightspace.training import TrainConfig, train
+    from rnn_weightspace.training import TrainConfig, _load_checkpoint, train
     if str(device) == "cpu": set_threads(1)
     run_dir, t = Path(run_dir), time.perf_counter()
     done = run_dir / "checkpoints" / "last.pt"
     cfg = TrainConfig.from_dict(cfg_dict)
-    if not (done.exists() and torch.load(done, weights_only=True)["step"] >= cfg.steps):
+    if not (done.exists() and _load_checkpoint(done)["step"] >= cfg.steps):             # one line if it is not a checkpoint
         train(zoo_dir, cfg, run_dir, device=device, resume=(run_dir / "config.json").exists(), progress=False, figures=figures)
     return str(run_dir), time.perf_counter() - t
 
