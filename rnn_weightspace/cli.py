@@ -85,6 +85,7 @@ def _parser() -> argparse.ArgumentParser:
     i.add_argument("--verify", action=argparse.BooleanOptionalAction, default=True,
                    help="check every file's SHA-256 and every weight (default; --no-verify skips it, for huge zoos on slow disks)")
     i.add_argument("--plot", type=Path, help="write the accuracy-vs-step figure to this file (png, pdf, svg)")
+    i.add_argument("--overwrite", action="store_true", help="replace the --plot file if it exists")
     e = sub.add_parser("encoders", help="list the weight encoders with their sizes and invariances")
     g = e.add_mutually_exclusive_group()
     g.add_argument("--zoo", type=Path, help="a zoo folder: its models' architecture and inputs")
@@ -196,6 +197,7 @@ def zoo_info(args, # the parsed command line
         if args.plot.suffix[1:].lower() not in kinds:
             raise RNNWSError(f"--plot {args.plot}: unknown image type {args.plot.suffix or '(no suffix)'!r}; use one of {', '.join(sorted(kinds))}")
         check_writable(args.plot, folder=False, name=f"--plot {args.plot}")
+        if args.plot.exists() and not args.overwrite: raise RNNWSError(f"--plot {args.plot} exists; add --overwrite to replace it")
     zoo = Zoo(args.path, verify=args.verify, allow_incomplete=True)
     print(zoo)
     if args.verify: print("  all files match their checksums; every weight is finite")

@@ -34,6 +34,7 @@ def workdir(tmp_path_factory):
     build_zoo(zcfg, d / "half", workers=1, progress=False, max_shards=1)
     (d / "notes.txt").write_text("a file")
     (d / "list.json").write_text("[1, 2]")
+    (d / "old.png").write_bytes(b"an earlier figure")
     (d / "ro").mkdir()
     return d
 
@@ -47,6 +48,7 @@ CASES = {  # id: (arguments, the folder made read-only or None, start of the err
     "merge into read-only folder": (["zoo", "merge", "zoo", "half", "--out", "ro/merged"], "ro", "--out ro/merged: cannot write in ro"),
     "plot into read-only folder": (["zoo", "info", "zoo", "--plot", "ro/acc.png"], "ro", "--plot ro/acc.png: cannot write in ro"),
     "embed into read-only folder": (["embed", "--run", "nowhere", "--out", "ro/e.safetensors"], "ro", "--out ro/e.safetensors: cannot write in ro"),
+    "plot over an existing file": (["zoo", "info", "zoo", "--plot", "old.png"], None, "--plot old.png exists; add --overwrite to replace it"),
     "plot of unknown type": (["zoo", "info", "zoo", "--plot", "acc.xyz"], None, "--plot acc.xyz: unknown image type '.xyz'"),
     "plot into a folder": (["zoo", "info", "zoo", "--plot", "ro"], None, "--plot ro: unknown image type"),
     "train --out is a file": (["train", "--zoo", "zoo", "--encoder", "flat", "--out", "notes.txt"], None, "--out notes.txt: exists and is not a folder"),
@@ -76,3 +78,12 @@ def test_interrupt_message_names_what_is_kept():
     from rnn_weightspace.cli import _KEPT
     assert "--resume" in _KEPT["build"] and "--resume" in _KEPT["train"] and "again" in _KEPT["reproduce"]
     assert "import-official" not in _KEPT and "merge" not in _KEPT
+
+
+def test_plot_overwrite_replaces_atomically(workdir, tmp_path):
+    "--overwrite replaces an existing figure (written whole, then renamed into place)."
+    target = tmp_path / "fig.png"
+    target.write_bytes(b"an earlier figure")
+    r = rnnws("zoo", "info", str(workdir / "zoo"), "--plot", str(target), "--overwrite", cwd=workdir)
+    assert r.returncode == 0, r.stderr
+    assert target.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and not list(tmp_path.glob(".*"))
