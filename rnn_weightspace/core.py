@@ -200,11 +200,8 @@ def worker_pool(workers: int, # number of spawned processes
     try:
         yield pool
     except BaseException:                                           # an error, Ctrl-C, SIGTERM, or the consumer stopped early
-        pool.shutdown(wait=False, cancel_futures=True)
-        mine = set(multiprocessing.active_children()) - before
-        for p in mine: p.terminate()
-        for p in mine: p.join(10)
-        pool.shutdown(wait=True)                                    # the workers are gone: this only tidies up
+        for p in set(multiprocessing.active_children()) - before: p.terminate()    # now, not after the running jobs
+        pool.shutdown(wait=True, cancel_futures=True)               # the pool's thread sees them gone, reaps them and ends
         raise
     pool.shutdown(wait=True)
 

@@ -3,6 +3,7 @@ itself), a hidden install cell that nbdev never evaluates, and the GPU-runtime m
 import json
 import shutil
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -45,6 +46,7 @@ def test_nbdev_clean_keeps_the_colab_metadata(tmp_path):
     d = json.loads((work / src.name).read_text())
     d["metadata"]["language_info"] = {"name": "python"}                     # something nbdev-clean removes
     (work / src.name).write_text(json.dumps(d))
-    subprocess.run(["nbdev-clean", "--fname", str(work / src.name)], check=True, cwd=NBS.parent)
+    clean = "import sys; from nbdev.clean import nbdev_clean; nbdev_clean(fname=sys.argv[1])"   # nbdev-clean, without PATH
+    subprocess.run([sys.executable, "-c", clean, str(work / src.name)], check=True, cwd=NBS.parent)
     md = json.loads((work / src.name).read_text())["metadata"]
     assert md.get("accelerator") == "GPU" and "colab" in md and "language_info" not in md
