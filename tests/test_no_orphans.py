@@ -95,6 +95,9 @@ def test_zoo_build_workers_die_with_parent(tmp_path, sig):
 @pytest.mark.parametrize("sig", [signal.SIGKILL, signal.SIGTERM], ids=["SIGKILL", "SIGTERM"])
 def test_reproduce_workers_die_with_parent(tmp_path, sig):
     out = tmp_path / "study"
-    p, kids = _start(["reproduce", "--preset", "tiny", "--zoo-kind", "formal-languages", "--workers", "2", "--zoo-runs", "8",
-                      "--step-scale", "0.3", "--seeds", "1", "--out", str(out)], tmp_path, ready="stage train ...")
+    # a small zoo, then two long training jobs (the parameter transformer, two seeds): killed while both workers train
+    p, kids = _start(["reproduce", "--preset", "tiny", "--zoo-kind", "formal-languages", "--workers", "2", "--zoo-runs", "4",
+                      "--step-scale", "0.1", "--seeds", "2", "--encoders", "param-transformer", "--out", str(out)], tmp_path,
+                     ready="stage train ...")
+    assert not list((out / "stages").glob("train*.json")), "the training stage finished before the kill"
     _check_gone(p, kids, sig, out, tmp_path)
