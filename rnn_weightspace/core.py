@@ -15,6 +15,7 @@ import operator
 import os
 import platform
 import random
+import shutil
 import signal
 import sys
 import tempfile
@@ -23,15 +24,15 @@ import time
 from concurrent.futures import ProcessPoolExecutor
 from importlib import import_module
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import Any, BinaryIO, Callable, Iterator
 
 import numpy as np
 import torch
 
 # %% auto #0
 __all__ = ['get_device', 'derive_seed', 'make_generator', 'set_seed', 'set_threads', 'in_test', 'RNNWSError', 'atomic_write',
-           'atomic_write_bytes', 'atomic_write_json', 'folder_lock', 'check_writable', 'sha256_file', 'worker_pool',
-           'Terminated', 'sigterm_as_interrupt', 'env_report']
+           'atomic_write_bytes', 'atomic_write_json', 'folder_lock', 'check_writable', 'check_new_folder',
+           'atomic_folder', 'sha256_file', 'worker_pool', 'Terminated', 'sigterm_as_interrupt', 'env_report']
 
 # %% ../nbs/00_core.ipynb #57937732
 def get_device(device: str | torch.device | None = None, # explicit choice; wins over everything else
@@ -157,13 +158,49 @@ def check_writable(path: str | Path, # a folder or file this process is about to
         with tempfile.NamedTemporaryFile(dir=place, prefix=".rnnws-write-test-"): pass
     except OSError as e: raise RNNWSError(f"{name}: cannot write in {place} ({e.strerror})") from None
 
+# %% ../nbs/00_core.ipynb #8a6f91f4
+def check_new_folder(path: str | Path, # a folder to create
+                     name: str | None = None, # how the error names it (default: the path)
+                    ) -> None:
+    "Raise `RNNWSError` unless `path` is absent or an empty folder, in a place this process can write."
+    path = Path(path)
+    name = name or str(path)
+    if path.exists() and (not path.is_dir() or any(path.iterdir())):
+        raise RNNWSError(f"{name}: already exists ({'a folder that is not empty' if path.is_dir() else 'a file'}); "
+                         "choose another folder (or delete it)")
+    check_writable(path, name=name)
+
+@contextlib.contextmanager
+def atomic_folder(path: str | Path, # the folder to create (absent, or an empty folder)
+                  what: str = "writing", # ends the temporary folder's name, e.g. "merging"
+                 ) -> Iterator[Path]:
+    "Yield a hidden temporary folder beside `path`; it becomes `path` if the block succeeds and is removed if it fails."
+    path = Path(path)
+    check_new_folder(path)
+    made = [p for p in [path.parent, *path.parent.parents] if not p.exists()]   # parent folders this call creates, innermost first
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = Path(tempfile.mkdtemp(dir=path.parent, prefix=f".{path.name}.", suffix=f".{what}"))
+    except OSError as e: raise RNNWSError(f"{path}: cannot create it ({e.strerror})") from None
+    try:
+        yield tmp
+        if path.exists(): path.rmdir()                          # the empty folder allowed above
+        os.rename(tmp, path)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        for p in made:
+            try: p.rmdir()
+            except OSError: break
+        raise
+
 # %% ../nbs/00_core.ipynb #4401113b
-def sha256_file(path: str | Path, # the file to hash
+def sha256_file(path: str | Path | BinaryIO, # the file to hash (or a file open for binary reading: hashed from its start)
                 chunk_size: int = 1 << 20, # bytes read at a time
                ) -> str:
     "Hex SHA-256 of a file, read in chunks."
     h = hashlib.sha256()
-    with open(path, "rb") as f:
+    with open(path, "rb") if isinstance(path, (str, Path)) else contextlib.nullcontext(path) as f:
+        f.seek(0)
         while chunk := f.read(chunk_size): h.update(chunk)
     return h.hexdigest()
 

@@ -491,8 +491,8 @@ def _check_out(out: Path, # the run folder
               ) -> str: # its `_run_state`
     "Check the run folder before training: a writable folder that is new, a run not started yet, or (to resume) a run."
     if out.exists() and not out.is_dir(): raise RNNWSError(f"{out} is a file, not a run folder; choose a folder for the run")
-    for d in (out, out / "checkpoints"):
-        if d == out or d.is_dir(): check_writable(d, name=f"run folder {d}")              # one line naming what is not writable
+    check_writable(out, name=f"run folder {out}")                                  # one line naming what is not writable
+    if (out / "checkpoints").is_dir(): check_writable(out / "checkpoints", name=f"run folder {out / 'checkpoints'}")
     state, why = _run_state(out)
     if resume:
         if state == "new": raise RNNWSError(f"{out} is not a run folder (no config.json); start it without --resume (resume=False)")

@@ -73,11 +73,25 @@ def test_unwritable_outputs(workdir, case, read_only):
     assert tree(workdir) == before, "a failed command changed the folder"
 
 
-def test_interrupt_message_names_what_is_kept():
-    "Ctrl-C / SIGTERM name what each command keeps (import, merge and embed keep nothing, and do not suggest --resume)."
-    from rnn_weightspace.cli import _KEPT
-    assert "--resume" in _KEPT["build"] and "--resume" in _KEPT["train"] and "again" in _KEPT["reproduce"]
-    assert "import-official" not in _KEPT and "merge" not in _KEPT
+@pytest.mark.parametrize("argv,target,kept", [
+    (["zoo", "build", "formal-languages", "--out", "z", "--no-progress"], "rnn_weightspace.zoo.train.build_zoo", "the finished shards are kept: continue with --resume"),
+    (["train", "--zoo", "zoo", "--encoder", "flat", "--out", "r", "--no-progress"], "rnn_weightspace.training.train", "the last checkpoint is kept: continue with --resume"),
+    (["reproduce", "--out", "s"], "rnn_weightspace.reproduce.reproduce", "finished stages and runs are kept: run the same command again"),
+    (["zoo", "import-official", "src", "--out", "i"], "rnn_weightspace.zoo.official.import_official", "nothing was written"),
+    (["zoo", "merge", "zoo", "half", "--out", "m"], "rnn_weightspace.zoo.format.merge_zoos", "nothing was written"),
+])
+@pytest.mark.parametrize("interrupt", ["ctrl-c", "sigterm"])
+def test_interrupt_says_what_is_kept(workdir, monkeypatch, capsys, argv, target, kept, interrupt):
+    "Ctrl-C exits 130 and SIGTERM 143, each with one line saying what the interrupted command keeps (and no --resume where none helps)."
+    from rnn_weightspace.cli import main
+    from rnn_weightspace.core import Terminated
+    def stop(*args, **kwargs): raise KeyboardInterrupt() if interrupt == "ctrl-c" else Terminated()
+    monkeypatch.setattr(target, stop)
+    monkeypatch.chdir(workdir)
+    code = main(argv)
+    err = capsys.readouterr().err.strip().splitlines()
+    assert (code, len(err)) == ((130, 1) if interrupt == "ctrl-c" else (143, 1)), (code, err)
+    assert err[0].startswith("rnnws: interrupted; " if interrupt == "ctrl-c" else "rnnws: terminated; ") and kept in err[0], err
 
 
 def test_plot_overwrite_replaces_atomically(workdir, tmp_path):

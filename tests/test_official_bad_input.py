@@ -231,10 +231,10 @@ def test_out_must_be_new(folder):
     out.mkdir(parents=True)
     import_official(src, out)                                               # an empty folder is fine
     before = {p: p.read_bytes() for p in out.rglob("*") if p.is_file()}
-    msg = check_failed_import(src, out, FL, RNNWSError, [str(out), "already exists"])   # a second import does not touch the first
+    msg = check_failed_import(src, out, FL, RNNWSError, [str(out), "already exists (a folder that is not empty)"])   # a second import does not touch the first
     assert {p: p.read_bytes() for p in out.rglob("*") if p.is_file()} == before
     (out.parent / "file").write_text("x")
-    check_failed_import(src, out.parent / "file", FL, RNNWSError, ["file already exists"])
+    check_failed_import(src, out.parent / "file", FL, RNNWSError, ["file: already exists (a file)"])
     check_failed_import(src, out.parent / "file" / "zoo", FL, RNNWSError, ["is a file"])
     for kw, needle in (({"runs_per_shard": 0}, "runs_per_shard"), ({"seed": "1"}, "seed"), ({"runs_per_shard": True}, "runs_per_shard")):
         check_failed_import(src, out.parent / "new", FL, RNNWSError, [needle], **kw)

@@ -378,7 +378,7 @@ def test_merge_sources_and_out_checked(z):
     with pytest.raises(RNNWSError, match="at least two"): merge_zoos([z], z.parent / "m", progress=False)
     other = second_source(z)
     (z.parent / "full").mkdir(); (z.parent / "full" / "keep.txt").write_text("keep")
-    with pytest.raises(RNNWSError, match="full: exists and is not an empty folder"): merge_zoos([z, other], z.parent / "full", progress=False)
+    with pytest.raises(RNNWSError, match=r"full: already exists \(a folder that is not empty\)"): merge_zoos([z, other], z.parent / "full", progress=False)
     assert (z.parent / "full" / "keep.txt").read_text() == "keep"
     (z.parent / "empty").mkdir()                                    # an empty folder is fine
     assert len(merge_zoos([z, other], z.parent / "empty", runs_per_shard=3, progress=False)) == 16

@@ -10,13 +10,11 @@ from __future__ import annotations
 import hashlib
 import json
 import math
-import reprlib
 import os
-import shutil
+import reprlib
 import stat
 import struct
 import sys
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterable, Sequence
@@ -29,7 +27,7 @@ from torch import Tensor
 from torch.utils.data import Dataset
 from fastcore.basics import patch
 
-from ..core import RNNWSError, atomic_write_bytes, atomic_write_json, derive_seed, sha256_file
+from ..core import RNNWSError, atomic_folder, atomic_write_bytes, atomic_write_json, check_new_folder, derive_seed, sha256_file
 from ..lstm import LSTMModel, LSTMSpec, LSTMWeights
 
 # %% auto #0
@@ -75,11 +73,7 @@ def _sha256_open(f, path: Path) -> str:
     "SHA-256 of the open file `f`, computed once per process for each version of the file."
     st = os.fstat(f.fileno())
     key = (str(Path(path).resolve()), st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns)
-    if key not in _SHA256_SEEN:
-        f.seek(0)
-        h, buf = hashlib.sha256(), bytearray(1 << 20)
-        while n := f.readinto(buf): h.update(memoryview(buf)[:n])
-        _SHA256_SEEN[key] = h.hexdigest()
+    if key not in _SHA256_SEEN: _SHA256_SEEN[key] = sha256_file(f)
     return _SHA256_SEEN[key]
 
 def _check_sha256(f, path: Path, sha256: str) -> None:
@@ -514,14 +508,15 @@ class _Shards:
         lens = {mm.shape[1] if mm.ndim >= 2 else None for mm in self.maps(0).values()} if self.shards else set()
         return lens.pop() if len(lens) == 1 else None
 
-def _first_nonfinite(tensors: dict[str, Tensor]) -> tuple[int, str] | None:
+def _first_nonfinite(tensors: dict[str, Tensor | np.ndarray]) -> tuple[int, str] | None:
     "Position of the first row holding NaN or Inf (and the first tensor where it does), or None."
     bad = None
     for name, t in tensors.items():
-        if not t.is_floating_point() or not t.numel(): continue
-        a = t.detach().cpu()
-        a = (a.float() if a.dtype == torch.bfloat16 else a).numpy()   # numpy's isfinite is ~10x faster than torch's on a CPU
-        if np.isfinite(a).all(): continue
+        if isinstance(t, Tensor):                                   # numpy's isfinite is ~10x faster than torch's on a CPU
+            t = t.detach().cpu()
+            t = (t.float() if t.dtype == torch.bfloat16 else t).numpy()
+        a = np.asarray(t)
+        if a.dtype.kind != "f" or not a.size or np.isfinite(a).all(): continue
         rows = np.flatnonzero(~np.isfinite(a.reshape(len(a), -1)).all(1))
         if bad is None or rows[0] < bad[0]: bad = (int(rows[0]), name)
     return bad
@@ -629,9 +624,8 @@ class Zoo:
         maps, n = open_shard_file(p), sh["rows"][1] - sh["rows"][0]
         chunk = max(1, _SCAN_BYTES // max(1, sum(mm[:1].nbytes for mm in maps.values())))
         for a in range(0, n, chunk):
-            oks = {k: np.isfinite(mm[a:a + chunk].reshape(min(chunk, n - a), -1)).all(1) for k, mm in maps.items()}   # [rows]
-            if bad := [(int(np.argmin(ok)), k) for k, ok in oks.items() if not ok.all()]:
-                i, name = min(bad)
+            if (bad := _first_nonfinite({k: mm[a:a + chunk] for k, mm in maps.items()})) is not None:
+                i, name = bad
                 raise ZooFormatError(f"{p}: tensor {name!r} row {a + i} (zoo row {sh['rows'][0] + a + i}) holds NaN/Inf weights")
 
     def _read_metadata(self) -> pd.DataFrame:
@@ -928,8 +922,7 @@ def _check_merge_args(sources, out, runs_per_shard, splits_from, name) -> tuple[
         raise RNNWSError(f"splits_from must be a source index 0..{len(sources) - 1}, got {splits_from}")
     if name is not None and (not isinstance(name, str) or not name): raise RNNWSError(f"name must be a non-empty string, got {name!r}")
     out = Path(out)
-    if out.exists() and (not out.is_dir() or any(out.iterdir())):
-        raise RNNWSError(f"{out}: exists and is not an empty folder; choose another --out")
+    check_new_folder(out)
     return [Path(p) for p in sources], out
 
 def merge_zoos(sources: Sequence[Path | str], # the zoo folders to combine, in order
@@ -988,12 +981,8 @@ def merge_zoos(sources: Sequence[Path | str], # the zoo folders to combine, in o
                                     "source_run": "its run index in that zoo"}
     cols = [_raw_metadata(z) for z in zoos]
     if any(set(c) != set(cols[0]) for c in cols): raise RNNWSError("the zoos have different metadata columns; they cannot be merged")
-    try:
-        out.parent.mkdir(parents=True, exist_ok=True)
-        tmp = Path(tempfile.mkdtemp(dir=out.parent, prefix=f".{out.name}.", suffix=".merging"))   # renamed to `out` when complete
-    except OSError as e: raise RNNWSError(f"{out}: cannot create the merged zoo there ({e.strerror})") from None
     n_ck, bar = len(first["checkpoint_steps"]), None
-    try:
+    with atomic_folder(out, "merging") as tmp:                                  # nothing half-written is left behind
         writer = ZooWriter(tmp, manifest)
         try:
             if progress:
@@ -1018,9 +1007,4 @@ def merge_zoos(sources: Sequence[Path | str], # the zoo folders to combine, in o
         finally:
             writer.close()
             if bar is not None: bar.close()
-        if out.exists(): out.rmdir()                                                # the empty folder checked above
-        os.rename(tmp, out)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)                                      # nothing half-written is left behind
-        raise
     return Zoo(out)

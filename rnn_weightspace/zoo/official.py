@@ -9,9 +9,6 @@ from __future__ import annotations
 
 import json
 import math
-import os
-import secrets
-import shutil
 from pathlib import Path
 from typing import Any
 
@@ -20,7 +17,7 @@ import pandas as pd
 import torch
 from torch import Tensor
 
-from ..core import RNNWSError, check_writable
+from ..core import RNNWSError, atomic_folder, check_new_folder
 from ..lstm import LSTMSpec, LSTMWeights
 from ..tasks.formal_languages import FORMAL_LANGUAGES, task_entropy, task_name
 from ..tasks.sequential_mnist import angle_criterion
@@ -250,12 +247,6 @@ def _official_rollouts(r: dict, rows) -> dict[str, Tensor]:
     _refuse_rows(r, "logits", rows, ~np.isfinite(logits), "holds NaN or infinite logits")
     return {"inputs": torch.from_numpy(inputs), "log_probs": torch.log_softmax(torch.from_numpy(logits), -1).half()}   # raw logits in the release
 
-def _check_out(out: Path) -> None:
-    "Refuse an output path that exists (other than as an empty folder) or cannot be created."
-    if out.exists() and (not out.is_dir() or any(out.iterdir())):
-        raise RNNWSError(f"{out}: {'folder' if out.is_dir() else 'file'} already exists; choose another --out (or delete it)")
-    check_writable(out)
-
 def import_official(src: Path | str, # the released folder
                     out: Path | str, # the zoo folder to create (must not exist, or be empty)
                     runs_per_shard: int = 25, # runs per shard file
@@ -265,29 +256,19 @@ def import_official(src: Path | str, # the released folder
     for k, v, low in (("runs_per_shard", runs_per_shard, 1), ("seed", seed, 0)):
         if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < low: raise RNNWSError(f"{k} must be an integer >= {low}, got {v!r}")
     out = Path(out)
-    _check_out(out)
+    check_new_folder(out)                                                   # before the (long) reading
     r = read_official(src)                                                  # every check that needs no full pass over the data
     manifest = _official_manifest(r, int(runs_per_shard), int(seed))
-    made = [p for p in [out.parent, *out.parent.parents] if not p.exists()]  # parent folders this call creates
-    tmp = out.parent / f".{out.name}.{secrets.token_hex(4)}.importing"     # written here, renamed to `out` when complete
     try:
-        tmp.mkdir(parents=True)
-        writer, C = ZooWriter(tmp, manifest), len(r["steps"])
-        try:
-            for s in range(writer.n_shards):
-                rows = slice(writer.shard_runs(s).start * C, writer.shard_runs(s).stop * C)
-                w = LSTMWeights.from_flat(_official_weights(r, rows), r["spec"])
-                writer.write_shard(s, w, _official_rollouts(r, rows), _official_metadata(r, rows))
-        finally: writer.close()
-        if out.is_dir(): out.rmdir()                                         # an empty folder (checked above)
-        tmp.rename(out)
-    except BaseException as e:                                               # also Ctrl-C: leave nothing that blocks a rerun
-        shutil.rmtree(tmp, ignore_errors=True)
-        for p in made:
-            try: p.rmdir()
-            except OSError: break
-        if isinstance(e, OSError): raise RNNWSError(f"{out}: the import failed and was undone ({_one_line(e)})") from None
-        raise
+        with atomic_folder(out, "importing") as tmp:                        # also on Ctrl-C: nothing left that blocks a rerun
+            writer, C = ZooWriter(tmp, manifest), len(r["steps"])
+            try:
+                for s in range(writer.n_shards):
+                    rows = slice(writer.shard_runs(s).start * C, writer.shard_runs(s).stop * C)
+                    w = LSTMWeights.from_flat(_official_weights(r, rows), r["spec"])
+                    writer.write_shard(s, w, _official_rollouts(r, rows), _official_metadata(r, rows))
+            finally: writer.close()
+    except OSError as e: raise RNNWSError(f"{out}: the import failed and was undone ({_one_line(e)})") from None
     return Zoo(out)
 
 # %% ../../nbs/15_zoo.official.ipynb #e23c2723
