@@ -18,7 +18,7 @@ from typing import Sequence
 
 import torch
 
-from .core import RNNWSError, Terminated, atomic_write, check_writable, sigterm_as_interrupt
+from .core import RNNWSError, Terminated, atomic_write, check_writable, get_device, sigterm_as_interrupt
 
 # %% auto #0
 __all__ = ['zoo_build', 'zoo_merge', 'zoo_info', 'zoo_import', 'encoders_list', 'train_cmd', 'embed_cmd', 'reproduce_cmd', 'main']
@@ -48,22 +48,27 @@ def _positive(s: str) -> float:
 _WORKERS, _COUNT, _SEED = _int_in(1, 1024), _int_in(1), _int_in(0, 2**63 - 1)
 _BATCH = _int_in(1, 4096)   # RNN checkpoints per step: the paper uses 64; far larger batches only exhaust memory
 
+def _buildable() -> list[str]:
+    "The registered task families whose zoos the library builds (those with a recipe)."
+    from rnn_weightspace.families import task_families
+    return [name for name, f in task_families().items() if f.recipe is not None]
+
 def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="rnnws", description="rnn_weightspace: model zoos of RNNs and learning on their weights.")
     sub = p.add_subparsers(dest="group", required=True)
     zoo = sub.add_parser("zoo", help="build and inspect model zoos").add_subparsers(dest="command", required=True)
     b = zoo.add_parser("build", help="train a model zoo")
-    b.add_argument("family", choices=["formal-languages", "sequential-mnist"], help="task family")
+    b.add_argument("family", choices=_buildable(), help="task family")
     b.add_argument("--preset", choices=["paper", "small", "tiny"], default="tiny", help="size preset (default: tiny)")
     b.add_argument("--config", type=Path, help="JSON file with a full generator config (replaces --preset)")
     b.add_argument("--out", type=Path, required=True, help="zoo folder to create (or to resume)")
     b.add_argument("--workers", type=_WORKERS, default=None, help="worker processes for the CPU backend (default: all cores; 1 per rank under torchrun)")
-    b.add_argument("--device", default=None, help="cpu or cuda (default: cuda if available, else cpu)")
+    b.add_argument("--device", default=None, help="cpu, cuda or mps (default: $RNNWS_DEVICE, else cuda, mps, cpu)")
     b.add_argument("--backend", choices=["cpu", "batched"], default=None, help="default: cpu on a CPU, batched on a GPU")
     b.add_argument("--batch-runs", type=_COUNT, default=None, help="runs stacked per batched computation (default: all on a GPU)")
     b.add_argument("--seed", type=_SEED, default=None, help="override the config's seed")
     b.add_argument("--source", choices=["offline", "mnist"], default=None,
-                   help="sequential-mnist digits: mnist = the 60,000 MNIST training digits (the paper's; default of --preset paper), "
+                   help="the digits of zoos that read MNIST: mnist = the 60,000 MNIST training digits (the paper's; default of --preset paper), "
                    "offline = the 10,000 shipped with the package (default of small and tiny; not the paper's data)")
     b.add_argument("--mnist-dir", type=Path, default=None, help="folder with train-images-idx3-ubyte and train-labels-idx1-ubyte "
                    "(plain or .gz) for --source mnist (default: $RNNWS_MNIST_DIR, else ~/.cache/rnn_weightspace/mnist)")
@@ -89,8 +94,8 @@ def _parser() -> argparse.ArgumentParser:
     e = sub.add_parser("encoders", help="list the weight encoders with their sizes and invariances")
     g = e.add_mutually_exclusive_group()
     g.add_argument("--zoo", type=Path, help="a zoo folder: its models' architecture and inputs")
-    g.add_argument("--zoo-kind", choices=["formal-languages", "sequential-mnist"], default="formal-languages",
-                   help="a zoo kind at its paper architecture (default: formal-languages)")
+    g.add_argument("--zoo-kind", choices=_buildable(), default=_buildable()[0],
+                   help=f"a task family's models at its largest preset architecture (default: {_buildable()[0]})")
     e.add_argument("--size", choices=["paper", "small", "tiny"], default="paper", help="architecture preset (default: paper)")
     t = sub.add_parser("train", help="train an encoder by emulation")
     t.add_argument("--zoo", type=Path, required=True, help="zoo folder (trains on its train split)")
@@ -98,7 +103,7 @@ def _parser() -> argparse.ArgumentParser:
     t.add_argument("--out", type=Path, required=True, help="run folder to create (or to resume)")
     t.add_argument("--preset", choices=["paper", "small", "tiny"], default="tiny", help="training preset (default: tiny)")
     t.add_argument("--config", type=Path, help="JSON file with a full TrainConfig (replaces --preset)")
-    t.add_argument("--device", default=None, help="cpu or cuda (default: cuda if available)")
+    t.add_argument("--device", default=None, help="cpu, cuda or mps (default: $RNNWS_DEVICE, else cuda, mps, cpu)")
     for flag, typ, what in (("--steps", _COUNT, "optimizer steps"), ("--lr", _positive, "learning rate"), ("--batch-size", _BATCH, "RNN checkpoints per step (at most 4096)"),
                             ("--eval-every", _COUNT, "steps between evaluations"), ("--seed", _SEED, "seed"), ("--divergence", str, "emulation loss (tv, reverse_kl, kl, reverse_kl_sum, kl_sum, js, ce)"),
                             ("--size", str, "architecture preset of encoder and emulator (paper, small, tiny)"), ("--augment", str, "auto, none, permutations, symmetries"),
@@ -120,10 +125,10 @@ def _parser() -> argparse.ArgumentParser:
     r = sub.add_parser("reproduce", help="run the whole study and write a report")
     r.add_argument("--preset", choices=["tiny", "small", "paper"], default="tiny", help="study size (default: tiny)")
     r.add_argument("--out", type=Path, required=True, help="study folder (created, or continued)")
-    r.add_argument("--zoo-kind", choices=["formal-languages", "sequential-mnist", "both"], default=None,
-                   help="zoo kinds (default: both)")
+    r.add_argument("--zoo-kind", choices=[*_buildable(), "both"], default=None,
+                   help="the task family to study (default: both of the paper's)")
     r.add_argument("--seeds", type=_COUNT, default=None, help="encoder pre-training seeds (default: the preset's)")
-    r.add_argument("--device", default=None, help="cpu or cuda (default: cuda if available)")
+    r.add_argument("--device", default=None, help="cpu, cuda or mps (default: $RNNWS_DEVICE, else cuda, mps, cpu)")
     r.add_argument("--workers", type=_WORKERS, default=None, help="processes for zoo building and training (default: all cores; 4 runs sharing a GPU)")
     r.add_argument("--step-scale", type=_positive, default=None, help="multiply every step count by this (e.g. 0.001): checks a preset end to end, "
                    "with its other hyper-parameters, and extrapolates its time")
@@ -133,22 +138,25 @@ def _parser() -> argparse.ArgumentParser:
 
 # %% ../nbs/90_cli.ipynb #26c580d2
 def _load_config(args):
-    from importlib import import_module
-    from rnn_weightspace.zoo.train import zoo_config_class
-    cls = zoo_config_class(args.family)
+    from rnn_weightspace.families import get_family
+    family = get_family(args.family)
+    cls = family.recipe
     if args.config is not None:
         try: cfg = cls.from_dict(json.loads(args.config.read_text()))
         except (FileNotFoundError, IsADirectoryError): raise RNNWSError(f"{args.config}: no such config file") from None
         except RNNWSError as e: raise RNNWSError(f"{args.config}: {e}") from None
         except (json.JSONDecodeError, UnicodeDecodeError, TypeError, ValueError) as e: raise RNNWSError(f"{args.config}: not a valid config ({e})") from None
-    else: cfg = import_module(cls.__module__).get_preset(args.preset)
+    else: cfg = family.preset(args.preset)
     cfg = replace(cfg, seed=args.seed) if args.seed is not None else cfg
     return _digits(cfg, args)
 
 def _digits(cfg, args):
     "Apply `--source` and `--mnist-dir` (the digits of a sequential-MNIST zoo) to the config."
     if args.source is None and args.mnist_dir is None: return cfg
-    if cfg.kind != "sequential-mnist": raise RNNWSError(f"--source and --mnist-dir choose the digits of sequential-mnist zoos, not {cfg.kind}")
+    if not hasattr(cfg, "source"):
+        from rnn_weightspace.families import task_families
+        mnist = [n for n, f in task_families().items() if f.recipe is not None and "source" in getattr(f.recipe, "__dataclass_fields__", {})]
+        raise RNNWSError(f"--source and --mnist-dir choose the digits of {' and '.join(mnist)} zoos, not of {cfg.kind} zoos")
     source = args.source or cfg.source
     if args.mnist_dir is not None:
         if source != "mnist": raise RNNWSError(f"--mnist-dir is for --source mnist; this build reads the 10,000 shipped digits (--source {source})")
@@ -163,11 +171,9 @@ def zoo_build(args, # the parsed command line
     from rnn_weightspace.zoo.train import build_zoo
     cfg = _load_config(args)
     check_writable(args.out, name=f"--out {args.out}")
-    try: device = torch.device(args.device) if args.device else torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    except RuntimeError: raise RNNWSError(f"--device {args.device!r} is not a device (use cpu or cuda)") from None
-    if device.type == "cuda" and not torch.cuda.is_available(): raise RNNWSError("--device cuda: CUDA is not available on this machine")
-    backend = args.backend or ("batched" if device.type == "cuda" else "cpu")
-    if backend == "cpu" and device.type != "cpu": raise RNNWSError("--backend cpu trains on CPU processes; use --backend batched with --device cuda")
+    device = _device(args.device)
+    backend = args.backend or ("batched" if device.type != "cpu" else "cpu")
+    if backend == "cpu" and device.type != "cpu": raise RNNWSError(f"--backend cpu trains on CPU processes; use --backend batched with --device {device.type}")
     info = dist_info()
     workers = args.workers if args.workers is not None else (1 if info.distributed else _default_workers())
     if not args.no_progress and info.is_main:
@@ -218,24 +224,25 @@ def zoo_import(args, # the parsed command line
     print(import_official(args.src, args.out, runs_per_shard=args.runs_per_shard))
     return 0
 
-_KIND_MODELS = {  # the paper's architecture of each zoo kind, as a minimal manifest
-    "formal-languages": {"kind": "formal-languages", "model_spec": {"input_size": 6, "hidden_size": 32, "num_layers": 2, "output_size": 6}},
-    "sequential-mnist": {"kind": "sequential-mnist", "model_spec": {"input_size": 16, "hidden_size": 32, "num_layers": 2, "output_size": 10},
-                         "task_family": {"normalisation": [0.1307, 0.3081]}},
-}
+def _family_models(name: str):
+    "A task family's models at its paper preset (else its first): their spec and input domain."
+    from rnn_weightspace.families import get_family
+    family = get_family(name)
+    presets = family.presets()
+    spec = presets.get("paper", next(iter(presets.values()))).spec
+    return spec, family.input_domain({"kind": name, "model_spec": spec.to_dict()})
 
 def encoders_list(args, # the parsed command line
                  ) -> int:
     "Run `rnnws encoders`: list the weight encoders with their parameter counts and invariances."
-    from rnn_weightspace.encoders.base import describe_encoders, input_domain
-    from rnn_weightspace.lstm import LSTMSpec
+    from rnn_weightspace.encoders.base import describe_encoders
+    from rnn_weightspace.families import input_domain
     if args.zoo is not None:
         from rnn_weightspace.zoo.format import Zoo
         zoo = Zoo(args.zoo, allow_incomplete=True)
         spec, domain, what = zoo.spec, input_domain(zoo), f"zoo {args.zoo}"
     else:
-        m = _KIND_MODELS[args.zoo_kind]
-        spec, domain, what = LSTMSpec.from_dict(m["model_spec"]), input_domain(m), f"{args.zoo_kind} models"
+        (spec, domain), what = _family_models(args.zoo_kind), f"{args.zoo_kind} models"
     print(f"encoders for {what} ({spec.num_layers}x{spec.hidden_size} LSTM, {domain.kind} inputs), size {args.size}:")
     print(f"  {'encoder':<26} {'':<6} {'family':<14} {'parameters':>11}  invariant to")
     for r in describe_encoders(spec, args.size, domain):
@@ -244,10 +251,9 @@ def encoders_list(args, # the parsed command line
     return 0
 
 def _device(name: str | None) -> torch.device:
-    try: device = torch.device(name) if name else torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    except RuntimeError: raise RNNWSError(f"--device {name!r} is not a device (use cpu or cuda)") from None
-    if device.type == "cuda" and not torch.cuda.is_available(): raise RNNWSError("--device cuda: CUDA is not available on this machine")
-    return device
+    "The `--device` flag through `get_device` (unset: `$RNNWS_DEVICE`, else cuda, mps, cpu); errors name the flag."
+    try: return get_device(name)
+    except RNNWSError as e: raise RNNWSError(f"--device: {e}") from None
 
 def train_cmd(args, # the parsed command line
              ) -> int:
@@ -294,9 +300,9 @@ def embed_cmd(args, # the parsed command line
 def reproduce_cmd(args, # the parsed command line
                  ) -> int:
     "Run `rnnws reproduce`: run the whole study and write its report; returns the exit status."
-    from rnn_weightspace.reproduce import reproduce
+    from rnn_weightspace.study import reproduce
     over = {}
-    if args.zoo_kind: over["zoo_kinds"] = ("formal-languages", "sequential-mnist") if args.zoo_kind == "both" else (args.zoo_kind,)
+    if args.zoo_kind and args.zoo_kind != "both": over["zoo_kinds"] = (args.zoo_kind,)
     if args.seeds is not None:
         if args.seeds < 1: raise RNNWSError("--seeds must be a positive integer")
         over["seeds"] = args.seeds

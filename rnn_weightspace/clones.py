@@ -10,27 +10,42 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import torch
-import torch.nn.functional as F
 from torch import Tensor
 
-from .core import RNNWSError, make_generator
 from .emulation import Emulator
 from .encoders.base import WeightEncoder
-from .lstm import lstm_forward, lstm_step
-from .tasks.formal_languages import FormalLanguageFamily
-from .tasks.sequential_mnist import load_mnist, tile_sequences
+from .families import Runner, family_of
+from .lstm import LSTMWeights, lstm_forward, lstm_step
 from .zoo.format import Zoo
-from .zoo.train import sample_autoregressive
 
 # %% auto #0
-__all__ = ['clone_accuracy', 'plot_clones']
+__all__ = ['lstm_runner', 'emulator_runner', 'clone_accuracy', 'plot_clones']
+
+# %% ../nbs/32_clones.ipynb #78792c30
+def lstm_runner(w: LSTMWeights, # a batch of `b` models (batch shape `[b]`)
+               ) -> Runner:
+    "The LSTMs `w` as a `Runner`: each model runs its own `n` sequences."
+    return Runner(step=lambda x, s: lstm_step(w, x, s), forward=lambda x: lstm_forward(w, x)[0])
+
+def emulator_runner(emulator: Emulator, # the trained emulator
+                    z: Tensor | None, # the embeddings of `b` models `[b, Z]` (None: a weight-blind emulator)
+                    b: int, # the number of models
+                   ) -> Runner:
+    "The emulator conditioned on each of `b` embeddings, as a `Runner` of `b` clones."
+    zz = {}
+    def cond(n: int) -> Tensor | None:                                   # each embedding repeated for its n sequences
+        if z is not None and n not in zz: zz[n] = z.repeat_interleave(n, 0)   # [b * n, Z]
+        return zz.get(n)
+    def step(x, s):                                                      # x [b, n, in]
+        n = x.shape[1]
+        y, s = emulator.step(cond(n), x.reshape(b * n, -1), s)          # [b * n, out]
+        return y.reshape(b, n, -1), s
+    def forward(x):                                                      # x [b, n, T, in]
+        n, T = x.shape[1], x.shape[2]
+        return emulator(cond(n), x.reshape(b * n, T, -1)).reshape(b, n, T, -1)
+    return Runner(step, forward)
 
 # %% ../nbs/32_clones.ipynb #a9d7af5a
-def _family(zoo: Zoo) -> FormalLanguageFamily:
-    fam = dict(zoo.manifest["config"].get("family", {}))
-    if "offsets" in fam: fam["offsets"] = tuple(fam["offsets"])
-    return FormalLanguageFamily(**fam)
-
 @torch.no_grad()
 def clone_accuracy(view: Zoo, # the checkpoints to clone (e.g. `zoo.split("val")`)
                    encoder: WeightEncoder | None, # the trained encoder (None with a weight-blind emulator)
@@ -41,42 +56,15 @@ def clone_accuracy(view: Zoo, # the checkpoints to clone (e.g. `zoo.split("val")
                    device: str | torch.device = "cpu", # where models, encoder and emulator run
                   ) -> pd.DataFrame:
     "The task accuracy of every checkpoint (`original`) and of its clone (`clone`), measured the same way."
-    kind, device = view.manifest.get("kind"), torch.device(device)
-    if kind not in ("formal-languages", "sequential-mnist"): raise RNNWSError(f"clone evaluation needs a formal-languages or sequential-mnist zoo, got {kind!r}")
+    device = torch.device(device)
+    score = family_of(view).task_scorer(view, n_samples=n_samples, seed=seed, device=device)
     rows = []
-    if kind == "formal-languages":
-        fam = _family(view)
-        T = fam.seq_len - 1
-    else:
-        cfg = view.manifest["config"]
-        mnist = load_mnist(cfg.get("source", "offline"), seed=cfg.get("seed", 0))
-        g = make_generator(seed, "clone-digits")
-        idx = mnist.eval_index[torch.randperm(len(mnist.eval_index), generator=g)[:n_samples]]
-        images, labels = mnist.images[idx].to(device), mnist.labels[idx].to(device)   # [n, 28, 28], [n]
-    md = view.metadata
     for i in range(0, len(view), batch_size):
         sel = np.arange(i, min(i + batch_size, len(view)))
         w = view.weights[sel].to(device)                                          # [b]
-        b = len(sel)
         z = encoder(w) if encoder is not None else None                            # [b, Z]
-        if kind == "formal-languages":
-            tasks = torch.as_tensor(np.array(md["task"].iloc[sel].tolist()), device=device)     # [b, K]
-            u = torch.rand(b, n_samples, T, generator=make_generator(seed, "clone-samples", i)).to(device)
-            orig, _ = sample_autoregressive(lambda x, s: lstm_step(w, x, s), u, fam)        # [b, n, T+1]
-            zz = z.repeat_interleave(n_samples, 0) if z is not None else None
-            def emu_step(x, s):
-                y, s = emulator.step(zz, x.reshape(b * n_samples, -1), s)
-                return y.reshape(b, n_samples, -1), s
-            clone, _ = sample_autoregressive(emu_step, u, fam)                              # the same uniforms
-            acc_o = fam.is_member(orig, tasks[:, None]).float().mean(1)
-            acc_c = fam.is_member(clone, tasks[:, None]).float().mean(1)
-        else:
-            angles = torch.tensor(md["angle"].iloc[sel].to_numpy(dtype=np.float32), device=device)
-            x = tile_sequences(images[None].expand(b, -1, -1, -1), angles[:, None])         # [b, n, 50, 16]
-            acc_o = (lstm_forward(w, x)[0][:, :, -1].argmax(-1) == labels).float().mean(1)
-            zz = z.repeat_interleave(len(labels), 0) if z is not None else None
-            y = emulator(zz, x.reshape(b * len(labels), *x.shape[2:]))[:, -1].reshape(b, len(labels), -1)   # [b, n, 10]
-            acc_c = (y.argmax(-1) == labels).float().mean(1)
+        acc_o = score(lstm_runner(w), sel, i)                                      # [b]
+        acc_c = score(emulator_runner(emulator, z, len(sel)), sel, i)              # [b]: the same strings' uniforms, the same digits
         rows += [{"row": int(r), "original": float(o), "clone": float(c)} for r, o, c in zip(sel, acc_o.cpu(), acc_c.cpu())]
     df = pd.DataFrame(rows)
     df["abs_diff"] = (df.original - df.clone).abs()

@@ -8,6 +8,7 @@ Docs: https://rnn-weightspace.github.io/rnn_weightspace/core.html.md"""
 from __future__ import annotations
 
 import contextlib
+import functools
 import hashlib
 import json
 import multiprocessing
@@ -30,19 +31,30 @@ import numpy as np
 import torch
 
 # %% auto #0
-__all__ = ['get_device', 'derive_seed', 'make_generator', 'set_seed', 'set_threads', 'in_test', 'RNNWSError', 'atomic_write',
-           'atomic_write_bytes', 'atomic_write_json', 'folder_lock', 'check_writable', 'check_new_folder',
-           'atomic_folder', 'sha256_file', 'worker_pool', 'Terminated', 'sigterm_as_interrupt', 'env_report']
+__all__ = ['RNNWSError', 'get_device', 'derive_seed', 'make_generator', 'set_seed', 'forks_rng', 'set_threads', 'using_threads',
+           'in_test', 'atomic_write', 'atomic_write_bytes', 'atomic_write_json', 'folder_lock', 'check_writable',
+           'check_new_folder', 'atomic_folder', 'sha256_file', 'worker_pool', 'Terminated', 'sigterm_as_interrupt',
+           'env_report']
+
+# %% ../nbs/00_core.ipynb #f2f15d86
+class RNNWSError(Exception):
+    "An error caused by the user's input (a file, a field, an option), with a one-line message saying what is wrong."
 
 # %% ../nbs/00_core.ipynb #57937732
 def get_device(device: str | torch.device | None = None, # explicit choice; wins over everything else
               ) -> torch.device:
-    "The device to use: `device` if given, else `$RNNWS_DEVICE`, else cuda, then mps, then cpu."
-    if device is not None: return torch.device(device)
-    if env := os.environ.get("RNNWS_DEVICE"): return torch.device(env)
-    if torch.cuda.is_available(): return torch.device("cuda")
-    if getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available(): return torch.device("mps")
-    return torch.device("cpu")
+    "The device to use: `device` if given, else `$RNNWS_DEVICE`, else cuda, then mps, then cpu; an unusable choice is an error."
+    if device is None: device = os.environ.get("RNNWS_DEVICE") or None
+    if device is None:
+        if torch.cuda.is_available(): return torch.device("cuda")
+        if getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available(): return torch.device("mps")
+        return torch.device("cpu")
+    try: dev = torch.device(device)
+    except (RuntimeError, TypeError): raise RNNWSError(f"{device!r} is not a device (use cpu, cuda, cuda:N or mps)") from None
+    if dev.type == "cuda" and not torch.cuda.is_available(): raise RNNWSError(f"device {device}: CUDA is not available on this machine")
+    if dev.type == "mps" and not (getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available()):
+        raise RNNWSError(f"device {device}: MPS is not available on this machine")
+    return dev
 
 # %% ../nbs/00_core.ipynb #e9130b7c
 def derive_seed(*keys: int | str, # the experiment seed followed by the unit's identity, e.g. `(seed, "train", run)`
@@ -75,6 +87,16 @@ def set_seed(seed: int, # the seed for Python's `random`, numpy and torch (all d
     torch.manual_seed(seed)
     return seed
 
+# %% ../nbs/00_core.ipynb #9e646924
+def forks_rng(fn: Callable, # the function to wrap
+             ) -> Callable:
+    "Decorator: `fn` may seed and draw from torch's global RNG (CPU and CUDA); the caller's RNG state is restored when it returns."
+    @functools.wraps(fn)
+    def wrapper(*args, **kwargs):
+        with torch.random.fork_rng(devices=list(range(torch.cuda.device_count())) if torch.cuda.is_available() else []):
+            return fn(*args, **kwargs)
+    return wrapper
+
 # %% ../nbs/00_core.ipynb #1e017fd2
 def set_threads(n: int = 1, # torch intra-op threads for this process
                ) -> None:
@@ -83,14 +105,24 @@ def set_threads(n: int = 1, # torch intra-op threads for this process
     os.environ["MKL_NUM_THREADS"] = str(n)
     torch.set_num_threads(n)
 
+# %% ../nbs/00_core.ipynb #929b0c58
+@contextlib.contextmanager
+def using_threads(n: int, # torch threads inside the block
+                 ) -> Iterator[None]:
+    "`set_threads(n)` for the block, then the caller's torch threads and `OMP_NUM_THREADS`/`MKL_NUM_THREADS` back."
+    saved = torch.get_num_threads(), os.environ.get("OMP_NUM_THREADS"), os.environ.get("MKL_NUM_THREADS")
+    set_threads(n)
+    try: yield
+    finally:
+        torch.set_num_threads(saved[0])
+        for k, v in zip(("OMP_NUM_THREADS", "MKL_NUM_THREADS"), saved[1:]):
+            if v is None: os.environ.pop(k, None)
+            else: os.environ[k] = v
+
 # %% ../nbs/00_core.ipynb #d473b944
 def in_test() -> bool:
     "True while `nbdev-test` or the pytest notebook runner executes a notebook: use it to shrink workloads."
     return bool(os.environ.get("IN_TEST"))
-
-# %% ../nbs/00_core.ipynb #f2f15d86
-class RNNWSError(Exception):
-    "An error caused by the user's input (a file, a field, an option), with a one-line message saying what is wrong."
 
 # %% ../nbs/00_core.ipynb #89b8e87a
 @contextlib.contextmanager
@@ -127,19 +159,32 @@ def atomic_write_json(path: str | Path, # the file to write (its folder is creat
     with atomic_write(path, "w") as f: f.write(json.dumps(obj, indent=1, sort_keys=True) + "\n")
 
 # %% ../nbs/00_core.ipynb #7fefd60e
-@contextlib.contextmanager
-def folder_lock(folder: str | Path, # the folder to hold
-                what: str = "job", # named in the error, e.g. "training run"
-               ) -> Iterator[None]:
-    "Hold `folder` for this process for the duration of the block (no-op where `fcntl` is missing)."
-    folder = Path(folder)
-    folder.mkdir(parents=True, exist_ok=True)
-    try: import fcntl
-    except ImportError: yield; return
-    with open(folder / ".lock", "a") as f:
+class folder_lock:
+    "Hold `folder` for this process: in a `with` block, or from `acquire()` to `release()` (no-op where `fcntl` is missing)."
+    def __init__(self, folder: str | Path, # the folder to hold (created if missing)
+                 what: str = "job", # named in the error, e.g. "training run"
+                ):
+        self.folder, self.what, self._file = Path(folder), what, None
+
+    def acquire(self) -> folder_lock:
+        "Take the folder, or raise `RNNWSError` naming it if another process holds it."
+        self.folder.mkdir(parents=True, exist_ok=True)
+        try: import fcntl
+        except ImportError: return self
+        f = open(self.folder / ".lock", "a")
         try: fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except OSError: raise RNNWSError(f"{folder}: another {what} is using this folder right now") from None
-        yield
+        except OSError:
+            f.close()
+            raise RNNWSError(f"{self.folder}: another {self.what} is using this folder right now") from None
+        self._file = f
+        return self
+
+    def release(self) -> None:
+        "Let the folder go (closing the file drops the lock; a process that dies drops it too)."
+        if self._file is not None: self._file.close(); self._file = None
+
+    def __enter__(self) -> folder_lock: return self.acquire()
+    def __exit__(self, *exc) -> None: self.release()
 
 # %% ../nbs/00_core.ipynb #bae83972
 def check_writable(path: str | Path, # a folder or file this process is about to create or write

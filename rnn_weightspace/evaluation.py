@@ -19,63 +19,22 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from .core import RNNWSError, derive_seed, make_generator
+from .core import RNNWSError, derive_seed, forks_rng, make_generator
 from .encoders.base import make_encoder, mlp
+from .families import Target, family_of
 from .symmetry import HiddenSymmetry
 from .zoo.format import Zoo
 
 # %% auto #0
-__all__ = ['LOWER_IS_BETTER', 'SPLITS', 'PREDICTORS', 'STRATA', 'Target', 'targets_for', 'kendall_tau', 'circular_error',
-           'multi_hot', 'score', 'target_loss', 'Predictor', 'fit_predictor', 'downstream_views', 'oracle_features',
+__all__ = ['LOWER_IS_BETTER', 'SPLITS', 'PREDICTORS', 'STRATA', 'targets_for', 'kendall_tau', 'circular_error', 'multi_hot',
+           'score', 'target_loss', 'Predictor', 'fit_predictor', 'downstream_views', 'oracle_features',
            'reference_embeddings', 'mean_ci', 'evaluate_embeddings', 'summarize', 'results_table', 'train_supervised']
 
 # %% ../nbs/40_evaluation.ipynb #eec33d47
-@dataclass(frozen=True)
-class Target:
-    "A property to predict: how to read it, its predictor output size and loss, and how to score predictions."
-    name: str  # e.g. "task", "accuracy"
-    kind: str  # "classes" (one or more categorical heads), "regression" or "angle"
-    read: Callable[[pd.DataFrame], np.ndarray]  # metadata -> labels `[n]`/`[n, heads]` (ints) or values `[n]`
-    n_classes: tuple[int, ...] = ()  # classes per head ("classes" only)
-    primary: str = ""  # the metric reported in results tables (a held-out loss: lower is better)
-    loss: str = ""  # "bce" (multi-hot: the heads' one-hots concatenated) or "ce" (per head) for classes; "mse" otherwise
-    heads: tuple[str, ...] = ()  # names of the class heads, for the per-head metrics `accuracy_<name>`
-
-    @property
-    def out_size(self) -> int:
-        return sum(self.n_classes) if self.kind == "classes" else 2 if self.kind == "angle" else 1
-
-    @property
-    def train_loss(self) -> str:
-        "The training loss: `loss`, or the kind's default (cross-entropy per head for classes, MSE otherwise)."
-        return self.loss or ("ce" if self.kind == "classes" else "mse")
-
-    @property
-    def head_names(self) -> tuple[str, ...]:
-        return self.heads or tuple(f"head{i}" for i in range(len(self.n_classes)))
-
-def _fl_task(md: pd.DataFrame) -> np.ndarray:
-    t = np.array(md["task"].tolist())                      # [n, 4]: (0, m_b, m_c, m_d)
-    return t[:, 1:] + 3                                    # offsets -3..2 -> classes 0..5
-
-def _checkpoint(md: pd.DataFrame) -> np.ndarray: return md["checkpoint"].to_numpy().astype(np.int64)
-def _column(name: str) -> Callable[[pd.DataFrame], np.ndarray]: return lambda md: md[name].to_numpy(np.float64)
-
-def _targets(kind: str, n_checkpoints: int) -> dict[str, Target]:
-    step = Target("step", "classes", _checkpoint, (n_checkpoints,), "ce")
-    acc = Target("accuracy", "regression", _column("accuracy"), primary="mse")
-    if kind == "formal-languages":
-        return {"task": Target("task", "classes", _fl_task, (6, 6, 6), "bce", loss="bce", heads=("m_b", "m_c", "m_d")),
-                "accuracy": acc, "step": step}
-    if kind == "sequential-mnist":
-        return {"angle": Target("angle", "angle", _column("angle"), primary="mse"), "accuracy": acc, "step": step,
-                "gap": Target("gap", "regression", _column("generalization_gap"), primary="mse")}
-    raise RNNWSError(f"no downstream targets for zoo kind {kind!r}")
-
-def targets_for(zoo: Zoo, # a formal-languages or sequential-mnist zoo (its kind and checkpoint steps)
+def targets_for(zoo: Zoo, # a zoo (or a view): its family and its checkpoint steps
                ) -> dict[str, Target]:
-    "The downstream targets of a zoo kind (formal languages: task, accuracy, step; sequential MNIST: + angle, gap)."
-    return _targets(zoo.manifest.get("kind"), len(zoo.manifest["checkpoint_steps"]))
+    "The downstream targets of a zoo, as its family defines them (`TaskFamily.targets`)."
+    return family_of(zoo).targets(zoo.manifest)
 
 # %% ../nbs/40_evaluation.ipynb #593d8f12
 LOWER_IS_BETTER = frozenset({"bce", "ce", "mse", "circular_error"})  # metrics where lower is better (all others: higher)
@@ -191,6 +150,7 @@ def _train_predictor(target: Target, X: np.ndarray, y: np.ndarray, hidden: Seque
             with torch.no_grad(): losses.append(float(target_loss(target, net(xv), yv)))
     return Predictor(net.eval(), mu, sd, y_mean, y_std, epochs), losses
 
+@forks_rng
 def fit_predictor(target: Target, # what to predict
                   X: np.ndarray, # embeddings `[n, Z]`
                   y: np.ndarray, # labels or values of `target`
@@ -230,33 +190,20 @@ def _task_set(view: Zoo) -> set:
     return {tuple(t) if isinstance(t, list) else t for t in view.metadata["task"]}
 
 # %% ../nbs/40_evaluation.ipynb #beb2d99c
-def oracle_features(zoo: Zoo, # a formal-languages or sequential-mnist zoo (or a view), with stored rollouts
+def oracle_features(zoo: Zoo, # a zoo (or a view) with stored rollouts, of a family that defines an oracle
                     batch_size: int = 256, # checkpoints read at a time
                    ) -> np.ndarray:
-    "Summary statistics of each checkpoint's stored rollouts `[len(zoo), F]` (float32), in the zoo's row order."
-    kind = zoo.manifest.get("kind")
-    if kind not in ("formal-languages", "sequential-mnist"): raise RNNWSError(f"no oracle features for zoo kind {kind!r}")
-    toks = zoo.manifest.get("task_family", {}).get("tokens", {})
-    n_sym, eos = len(toks.get("symbols", "abcd")), toks.get("eos", 5)
-    out = []
-    for i in range(0, len(zoo), batch_size):
-        r = zoo.rollouts[np.arange(i, min(i + batch_size, len(zoo)))]
-        if kind == "formal-languages":
-            t = r["tokens"].long()                                                   # [B, R, S]
-            live = (t == eos).cumsum(-1) == 0                                        # before the first EOS
-            counts = torch.stack([((t == k) & live).sum(-1) for k in range(n_sym)], -1).double()   # [B, R, n_sym]
-            has_eos = (~live[..., -1]).double()[..., None]                           # [B, R, 1]
-            out.append(torch.cat([counts, has_eos], -1).mean(1))                     # [B, n_sym + 1]
-        else:
-            x = r["inputs"].double()[:, :, 1:].mean(1).flatten(1)                    # [B, 49 * 16]: mean input, BOS dropped
-            p = r["log_probs"][:, :, -1].double().exp().mean(1)                      # [B, 10]: mean final prediction
-            out.append(torch.cat([x, p], 1))
-    return torch.cat(out).float().numpy() if out else np.zeros((0, n_sym + 1 if kind == "formal-languages" else 794), np.float32)
+    "Summary statistics of each checkpoint's stored rollouts `[len(zoo), F]` (float32), in the zoo's row order (`TaskFamily.oracle_features`)."
+    f = family_of(zoo).oracle_features(zoo, batch_size)
+    if f is None: raise RNNWSError(f"no oracle features for zoo kind {zoo.manifest.get('kind')!r} (its family defines none)")
+    return f
 
 def reference_embeddings(zoo: Zoo, # the zoo the embeddings are of
                         ) -> dict[str, np.ndarray]:
-    "The reference rows' embeddings: `chance (zeros)` (16 zeros per checkpoint) and `oracle (rollout statistics)`."
-    return {"chance (zeros)": np.zeros((len(zoo), 16), np.float32), "oracle (rollout statistics)": oracle_features(zoo)}
+    "The reference rows' embeddings: `chance (zeros)` (16 zeros per checkpoint) and, where the family defines one, `oracle (rollout statistics)`."
+    out = {"chance (zeros)": np.zeros((len(zoo), 16), np.float32)}
+    if (f := family_of(zoo).oracle_features(zoo)) is not None: out["oracle (rollout statistics)"] = f
+    return out
 
 # %% ../nbs/40_evaluation.ipynb #019199fb
 @lru_cache(maxsize=256)
@@ -349,9 +296,8 @@ def results_table(summary: pd.DataFrame, # from `summarize`, with `encoder`, `ta
                   stratum: str = "all", # a key or label of `STRATA`
                  ) -> pd.DataFrame:
     "Rows: encoders; columns: `n` (units) and per target its metric(s) (↓ lower is better, ↑ higher); cells: `mean [low, high]`."
-    kind = zoo if isinstance(zoo, str) else zoo.manifest.get("kind")
     if split not in SPLITS: raise RNNWSError(f"unknown split {split!r}; choose from {list(SPLITS)}")
-    tg = _targets(kind, 1)
+    tg = family_of(zoo).targets({} if isinstance(zoo, str) else zoo.manifest)
     keep = [predictor, "supervised"] if predictor == "mlp" else [predictor]
     s = summary[(summary.split == split) & summary.predictor.isin(keep)]
     if "stratum" in s.columns: s = s[s.stratum.fillna("all") == STRATA.get(stratum, (stratum,))[0]]
@@ -396,6 +342,7 @@ class _SupervisedFit:
                for i in range(0, len(view), batch_size)]
         return torch.cat(out) * self.y_std + self.y_mean
 
+@forks_rng
 def _fit_supervised(zoo: Zoo, encoder: str, t: Target, size: str, max_steps: int, lr: float, batch_size: int, seed: int,
                     device: torch.device, eval_every: int, patience: int) -> _SupervisedFit:
     from rnn_weightspace.training import batch_indices

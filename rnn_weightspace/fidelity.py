@@ -10,14 +10,13 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
-from types import SimpleNamespace
 from typing import Sequence
 
 import numpy as np
 import pandas as pd
 
 from .core import RNNWSError, atomic_write_json, folder_lock
-from .reproduce import _pool_map, _write_csv, learning_curves, plot_learning_curves
+from .study import learning_curves, run_jobs, write_csv, plot_learning_curves
 from .evaluation import mean_ci
 from .training import Run, train_preset
 
@@ -60,9 +59,9 @@ def fidelity_study(zoo: str | Path, # a formal-language zoo folder
         atomic_write_json(saved, spec)
         jobs = [(str(zoo), _variant_config(v, e, s, base), str(out / "runs" / name / f"{e}-seed{s}"), device, False)
                 for name, v in variants.items() for e in encoders for s in range(seeds)]
-        for run_dir, secs in _pool_map("_train_job", jobs, SimpleNamespace(workers=workers), device):
+        for run_dir, secs in run_jobs("_train_job", jobs, workers):
             log(f"  {Path(run_dir).parent.name}/{Path(run_dir).name}: {secs:.0f} s")
-        _write_csv(fidelity_results(out), out / "results.csv")
+        write_csv(fidelity_results(out), out / "results.csv")
     return out
 
 # %% ../nbs/42_fidelity.ipynb #a993a512
@@ -140,8 +139,8 @@ def export_fidelity(study: str | Path, # a fidelity study folder
     done = [v for v in spec["variants"] if (res.variant == v).sum() == n]
     summary = fidelity_summary(res[res.variant.isin(done)])
     dest.mkdir(parents=True, exist_ok=True)
-    _write_csv(summary, dest / "summary.csv")
-    for split in ("val", "ood"): _write_csv(orderings(summary, split).reset_index(), dest / f"orderings_{split}.csv")
+    write_csv(summary, dest / "summary.csv")
+    for split in ("val", "ood"): write_csv(orderings(summary, split).reset_index(), dest / f"orderings_{split}.csv")
     for v in done:
         curves = learning_curves({e: [study / "runs" / v / f"{e}-seed{s}" for s in range(spec["seeds"])] for e in spec["encoders"]})
         fig = plot_learning_curves(curves, v)

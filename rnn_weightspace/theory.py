@@ -20,7 +20,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from .core import RNNWSError, set_threads, worker_pool
+from .core import RNNWSError, forks_rng, using_threads, worker_pool
 from .lstm import LSTMWeights, lstm_step
 
 # %% auto #0
@@ -236,6 +236,7 @@ class TrainedInterrogator:
     queries: Tensor  # `[n, L]`: the queries asked of each function (evaluation)
     losses: list  # training loss per step
 
+@forks_rng
 def train_interrogator(family: FunctionFamily, # the functions to identify
                        budget: int, # L, queries per interrogation
                        interactive: bool, # adaptive or fixed queries
@@ -272,9 +273,8 @@ def train_interrogator(family: FunctionFamily, # the functions to identify
 
 # %% ../nbs/50_theory.ipynb #98d26a70
 def _sweep_job(values: np.ndarray, budget: int, interactive: bool, seed: int, kwargs: dict) -> dict:
-    set_threads(1)
+    with using_threads(1): r = train_interrogator(FunctionFamily(values), budget, interactive, seed=seed, **kwargs)
     fam = FunctionFamily(values)
-    r = train_interrogator(fam, budget, interactive, seed=seed, **kwargs)
     return dict(kind="interactive" if interactive else "non-interactive", L=budget, seed=seed, accuracy=r.accuracy,
                 best=best_accuracy(fam, budget, interactive)[0])
 

@@ -27,10 +27,11 @@ from torch import Tensor, nn
 from fastcore.basics import patch
 
 from .core import (RNNWSError, atomic_write, atomic_write_bytes, atomic_write_json, check_writable, derive_seed,
-                                  env_report, folder_lock, get_device, make_generator)
+                                  env_report, folder_lock, forks_rng, get_device, make_generator)
 from .distributed import DistInfo, all_gather_objects, all_mean, barrier, broadcast_object, process_group, shard, unshard
 from .emulation import DIVERGENCES, Emulator, emulation_loss
-from .encoders.base import ENCODERS, InputDomain, WeightEncoder, input_domain, make_encoder
+from .encoders.base import ENCODERS, WeightEncoder, make_encoder
+from .families import InputDomain, family_of, input_domain
 from .lstm import LSTMSpec
 from .symmetry import HiddenSymmetry
 from .zoo.format import Zoo, ZooDataset
@@ -129,6 +130,7 @@ def train_preset(name: str, # "paper", "small" or "tiny"
     except TypeError as e: raise RNNWSError(f"bad override: {e}") from None
 
 # %% ../nbs/31_training.ipynb #255ff3ac
+@forks_rng
 def build_models(config: TrainConfig, # the run's config
                  zoo: Zoo, # the zoo the run trains on (gives the model spec and the input domain)
                 ) -> tuple[WeightEncoder | None, Emulator]:
@@ -418,6 +420,7 @@ class Run:
         return f"Run {self.path.name}: {c.encoder} ({c.size}) on {self.info['zoo'].get('name')}, step {self.step}/{c.steps}{best}"
 
 # %% ../nbs/31_training.ipynb #cf79a505
+@forks_rng
 def train(zoo: Zoo | str | Path, # the zoo (or its folder) to train on: its train split; val and OOD for evaluation
           config: TrainConfig, # the run's config
           out: str | Path, # the run folder (created; must be new unless `resume`)
@@ -686,17 +689,13 @@ def load_embeddings(path: str | Path, # a file written by `save_embeddings`
     return z, md, header
 
 # %% ../nbs/31_training.ipynb #a34cba66
-def _pca_figure(z: np.ndarray, md: pd.DataFrame, kind: str, title: str):
+def _pca_figure(z: np.ndarray, md: pd.DataFrame, colours: list, title: str):
+    "The first two principal components of the embeddings, one panel per colouring `(values, label, colormap)` of the family."
     import matplotlib.pyplot as plt
     from sklearn.decomposition import PCA
     p = PCA(2).fit_transform(z) if len(z) > 2 else np.zeros((len(z), 2))
-    if kind == "formal-languages":
-        tasks = np.array(md["task"].tolist())
-        colour, cname = tasks[:, 1] if tasks.ndim == 2 and tasks.shape[1] > 1 else np.zeros(len(md)), "task offset m_b"
-    else: colour, cname = md["angle"].to_numpy(), "rotation angle"
-    fig, axs = plt.subplots(1, 2, figsize=(11, 4), layout="constrained")
-    for ax, (c, name, cmap) in zip(axs, [(colour, cname, "twilight" if kind != "formal-languages" else "viridis"),
-                                         (md["accuracy"].to_numpy(), "accuracy", "magma")]):
+    fig, axs = plt.subplots(1, len(colours), figsize=(5.5 * len(colours), 4), layout="constrained", squeeze=False)
+    for ax, (c, name, cmap) in zip(axs[0], colours):
         for split, marker in (("val", "o"), ("ood", "^")):
             m = (md["split"] == split).to_numpy()
             sc = ax.scatter(p[m, 0], p[m, 1], c=c[m], cmap=cmap, marker=marker, s=14, label=split, vmin=np.nanmin(c), vmax=np.nanmax(c))
@@ -739,7 +738,7 @@ def save_figures(run: Run, # the trained run (figures go into its folder)
     enc, emu = run.load(zoo, which, device)
     views = {s: zoo.split(s) for s in ("val", "ood")}
     views = {s: v.select(np.isin(np.arange(len(v)), _eval_rows(len(v), n_clones))) for s, v in views.items() if len(v)}
-    if zoo.manifest.get("kind") in ("formal-languages", "sequential-mnist"):
+    if family_of(zoo).can_clone:
         fig, axs = plt.subplots(1, len(views), figsize=(4.2 * len(views), 4), squeeze=False)
         for ax, (s, v) in zip(axs[0], views.items()):
             df = clone_accuracy(v, enc, emu, n_samples=n_samples, seed=run.config.seed, device=device)
@@ -750,6 +749,6 @@ def save_figures(run: Run, # the trained run (figures go into its folder)
     if "val" in views: save(_distributions_figure(enc, emu, views["val"], input_domain(zoo)), "distributions.png")
     if enc is not None:
         sub = zoo.select(zoo.metadata["split"].isin(["val", "ood"]).to_numpy())
-        save(_pca_figure(run.embed(sub, which, device=device), sub.metadata, zoo.manifest.get("kind"),
+        save(_pca_figure(run.embed(sub, which, device=device), sub.metadata, family_of(zoo).embedding_colours(sub.metadata),
                          f"{run.config.encoder}: val and OOD embeddings"), "pca.png")
     return written

@@ -21,7 +21,8 @@ def _public():
             yield f"{m.name}.{name}", obj
             if inspect.isclass(obj):
                 for k, v in vars(obj).items():
-                    if inspect.isfunction(v) and (not k.startswith("_") or k == "__init__") and _has_source(v):
+                    if (inspect.isfunction(v) and (not k.startswith("_") or k == "__init__") and _has_source(v)
+                            and v.__module__.startswith("rnn_weightspace")):   # not e.g. the `__init__` typing.Protocol adds
                         yield f"{m.name}.{name}.{k}", v
 
 

@@ -76,7 +76,7 @@ def test_unwritable_outputs(workdir, case, read_only):
 @pytest.mark.parametrize("argv,target,kept", [
     (["zoo", "build", "formal-languages", "--out", "z", "--no-progress"], "rnn_weightspace.zoo.train.build_zoo", "the finished shards are kept: continue with --resume"),
     (["train", "--zoo", "zoo", "--encoder", "flat", "--out", "r", "--no-progress"], "rnn_weightspace.training.train", "the last checkpoint is kept: continue with --resume"),
-    (["reproduce", "--out", "s"], "rnn_weightspace.reproduce.reproduce", "finished stages and runs are kept: run the same command again"),
+    (["reproduce", "--out", "s"], "rnn_weightspace.study.reproduce", "finished stages and runs are kept: run the same command again"),
     (["zoo", "import-official", "src", "--out", "i"], "rnn_weightspace.zoo.official.import_official", "nothing was written"),
     (["zoo", "merge", "zoo", "half", "--out", "m"], "rnn_weightspace.zoo.format.merge_zoos", "nothing was written"),
 ])

@@ -15,7 +15,7 @@ import pandas as pd
 import pytest
 
 from rnn_weightspace.cli import main
-from rnn_weightspace.reproduce import STUDY_PRESETS
+from rnn_weightspace.study import STUDY_PRESETS
 from rnn_weightspace.tasks.sequential_mnist import load_mnist
 from rnn_weightspace.training import Run
 
@@ -39,7 +39,7 @@ def mnist_files(tmp_path, monkeypatch):
     return d
 
 
-@pytest.mark.slow   # 4 min on 2 idle cores (13 on a busy machine); the paper preset also runs in 41_reproduce and in the GPU script's checks
+@pytest.mark.slow   # 4 min on 2 idle cores (13 on a busy machine); the paper preset also runs in 41_study and in the GPU script's checks
 def test_paper_preset_end_to_end_scaled_down(tmp_path, mnist_files):
     out = tmp_path / "check"
     args = ["reproduce", "--preset", "paper", "--step-scale", "0.0002", "--zoo-runs", "24", "--seeds", "1", "--device", "cpu",

@@ -8,58 +8,20 @@ Docs: https://rnn-weightspace.github.io/rnn_weightspace/encoders.base.html.md"""
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass
 from importlib import import_module
-from typing import Any, ClassVar, Literal
+from typing import Any, ClassVar
 
 import torch
 from torch import Tensor, nn
 
 from ..core import RNNWSError
+from ..families import InputDomain, input_domain
 from ..lstm import LSTMSpec, LSTMWeights
 from ..symmetry import HiddenSymmetry
 
 # %% auto #0
-__all__ = ['ENCODERS', 'PAPER_ENCODERS', 'InputDomain', 'input_domain', 'WeightEncoder', 'invariance_error', 'mlp',
-           'register_encoder', 'encoder_class', 'make_encoder', 'describe_encoders']
-
-# %% ../../nbs/20_encoders.base.ipynb #1a2560d7
-@dataclass(frozen=True)
-class InputDomain:
-    "What the models read at each step: one-hot tokens, or real vectors in a box `[low, high]^size`."
-    kind: Literal["tokens", "continuous"]
-    size: int  # vocabulary size (tokens) or number of features (continuous); equals the models' `input_size`
-    low: float = 0.0  # smallest value of a feature (continuous only)
-    high: float = 1.0  # largest value of a feature (continuous only)
-
-    def __post_init__(self):
-        if self.kind not in ("tokens", "continuous"): raise RNNWSError(f"InputDomain.kind must be 'tokens' or 'continuous', got {self.kind!r}")
-        if int(self.size) != self.size or self.size < 1: raise RNNWSError(f"InputDomain.size must be a positive integer, got {self.size!r}")
-        if not self.low < self.high: raise RNNWSError(f"InputDomain needs low < high, got [{self.low}, {self.high}]")
-
-    @classmethod
-    def tokens(cls, size: int) -> InputDomain: return cls("tokens", size)
-    @classmethod
-    def continuous(cls, size: int, low: float, high: float) -> InputDomain: return cls("continuous", size, float(low), float(high))
-    def to_dict(self) -> dict:
-        "The fields as a JSON-serialisable dict."
-        return asdict(self)
-
-# %% ../../nbs/20_encoders.base.ipynb #96fff09c
-def input_domain(zoo_or_manifest, # a `Zoo`, or its manifest dict
-                ) -> InputDomain:
-    "The input domain of a zoo's models: as recorded in its manifest (`Zoo.from_modules(..., input_domain=...)`), else from its kind."
-    m = getattr(zoo_or_manifest, "manifest", zoo_or_manifest)
-    spec, kind = LSTMSpec.from_dict(m["model_spec"]), m.get("kind")
-    if (d := m.get("input_domain")) is not None:
-        try: return InputDomain(**d)
-        except (TypeError, RNNWSError) as e: raise RNNWSError(f"the zoo's manifest field 'input_domain' is not a valid input domain ({e})") from None
-    if kind == "formal-languages": return InputDomain.tokens(spec.input_size)
-    if kind == "sequential-mnist":
-        mean, std = m.get("task_family", {}).get("normalisation", (0.1307, 0.3081))
-        return InputDomain.continuous(spec.input_size, (0 - mean) / std, (1 - mean) / std)
-    raise RNNWSError(f"zoo kind {kind!r} has no known input domain; record one when you write the zoo "
-                     "(Zoo.from_modules(..., input_domain=InputDomain.tokens(n))) or pass domain=... to the encoder")
+__all__ = ['ENCODERS', 'PAPER_ENCODERS', 'WeightEncoder', 'invariance_error', 'mlp', 'register_encoder', 'encoder_class',
+           'make_encoder', 'describe_encoders']
 
 # %% ../../nbs/20_encoders.base.ipynb #440774e4
 class WeightEncoder(nn.Module):

@@ -27,7 +27,9 @@ from torch import Tensor
 from torch.utils.data import Dataset
 from fastcore.basics import patch
 
-from ..core import RNNWSError, atomic_folder, atomic_write_bytes, atomic_write_json, check_new_folder, derive_seed, sha256_file
+from ..core import (RNNWSError, atomic_folder, atomic_write_bytes, atomic_write_json, check_new_folder, derive_seed,
+                                  folder_lock, sha256_file)
+from ..families import TaskFamily, get_family
 from ..lstm import LSTMModel, LSTMSpec, LSTMWeights
 
 # %% auto #0
@@ -287,7 +289,7 @@ class ZooWriter:
         is_zoo = (self.root / MANIFEST_NAME).exists()
         if not is_zoo and self.root.exists() and (not self.root.is_dir() or any(self.root.iterdir())):
             raise RNNWSError(f"{self.root}: {'folder' if self.root.is_dir() else 'path'} exists and is not a zoo (no {MANIFEST_NAME}); refusing to write into it")
-        self._acquire_lock()
+        self._lock = folder_lock(self.root, "build").acquire()   # one writer per folder: a second build fails instead of corrupting it
         try:
             if is_zoo: manifest = self._resume(manifest, resume)
         except BaseException:
@@ -316,20 +318,9 @@ class ZooWriter:
         manifest["complete"] = old["complete"] and not self.dropped
         return manifest
 
-    def _acquire_lock(self):
-        "One writer per folder: a second build (or resume) of the same folder fails instead of corrupting it."
-        self.root.mkdir(parents=True, exist_ok=True)
-        try: import fcntl
-        except ImportError: return  # Windows: no advisory locks; don't run two builds on one folder
-        self._lock = open(self.root / ".lock", "a")
-        try: fcntl.flock(self._lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except OSError:
-            self._lock.close(); self._lock = None
-            raise RNNWSError(f"{self.root}: another build is writing to this zoo right now") from None
-
     def close(self) -> None:
         "Release the folder (the lock); the zoo on disk is complete up to the last written shard."
-        if self._lock is not None: self._lock.close(); self._lock = None
+        if self._lock is not None: self._lock.release(); self._lock = None
 
     def _verified_shards(self, old):
         "The leading shards whose files exist with the recorded checksums; stops at the first bad one."
@@ -847,6 +838,7 @@ def from_modules(cls: Zoo, path: Path | str, # the zoo folder to create (must no
                  name: str = "custom", # the zoo's name in summaries
                  rollouts: dict[str, Tensor] | None = None, # optional stored rollouts, each `[n_models, ...]`
                  input_domain=None, # what the models read (an `InputDomain` or its dict): lets encoders probe them and `train` run
+                 family=None, # their task family (a registered `TaskFamily` or its name): recorded as the zoo's kind
                  models_per_shard: int = 256,
                 ) -> Zoo:
     "Write `models` (and their metadata) as a zoo in `path` and open it."
@@ -879,10 +871,15 @@ def from_modules(cls: Zoo, path: Path | str, # the zoo folder to create (must no
     split_idx["train"] = sorted(split_idx.get("train", []) + rest)
     for s in ("val", "ood"): split_idx.setdefault(s, [])
     spec = ws[0].spec
-    manifest = {"name": name, "kind": "modules", "config": {"seed": 0}, "model_spec": spec.to_dict(),
+    if family is not None:
+        family = family if isinstance(family, TaskFamily) else get_family(family)
+    manifest = {"name": name, "kind": family.name if family is not None else "modules", "config": {"seed": 0}, "model_spec": spec.to_dict(),
                 "parameter_layout": [[k, list(v)] for k, v in spec.layout], "checkpoint_steps": [0], "n_runs": n,
                 "runs_per_shard": models_per_shard, "tasks": tasks, "runs": {"task": [pos[json.dumps(t)] for t in cols["task"]]},
-                "splits": split_idx}
+                "splits": split_idx, "metadata_columns": {k: "" for k in cols}}
+    if input_domain is None and family is not None:                 # the family's domain, recorded: the zoo opens anywhere
+        try: input_domain = family.input_domain(manifest)
+        except RNNWSError: pass
     if input_domain is not None:
         d = input_domain.to_dict() if hasattr(input_domain, "to_dict") else dict(input_domain)
         if d.get("size") != ws[0].spec.input_size:

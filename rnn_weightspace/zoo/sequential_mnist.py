@@ -14,18 +14,22 @@ from functools import lru_cache
 from typing import Any, ClassVar, Sequence
 
 import numpy as np
+import pandas as pd
 import torch
 import torch.nn.functional as F
 from torch import Tensor
 
 from ..core import RNNWSError, get_device, make_generator
 from ..lstm import LSTMSpec, LSTMWeights, lstm_forward
-from ..tasks.sequential_mnist import MNISTImages, angle_criterion, load_mnist, mnist_dir, tile_sequences
+from ..families import InputDomain, Runner, Target, TaskFamily, register_family
+from ..tasks.sequential_mnist import (MNIST_MEAN, MNIST_STD, MNISTImages, angle_criterion, load_mnist, mnist_dir,
+                                                   tile_sequences)
 from .format import split_tasks
 from .train import PAPER_CHECKPOINTS, RunResult
 
 # %% auto #0
-__all__ = ['PRESETS', 'SequentialMNISTZooConfig', 'get_preset', 'run_tasks', 'train_run', 'train_runs_batched', 'zoo_manifest']
+__all__ = ['PRESETS', 'SEQUENTIAL_MNIST_FAMILY', 'SequentialMNISTZooConfig', 'get_preset', 'run_tasks', 'train_run',
+           'train_runs_batched', 'zoo_manifest', 'SequentialMNIST']
 
 # %% ../../nbs/14_zoo.sequential_mnist.ipynb #0003f9c7
 @dataclass(frozen=True)
@@ -282,7 +286,7 @@ def zoo_manifest(config: SequentialMNISTZooConfig, # the recipe
     return {"name": f"sequential-mnist-{config.preset}", "kind": "sequential-mnist", "config": recipe, "build": build,
             "model_spec": spec.to_dict(), "parameter_layout": [[n, list(s)] for n, s in spec.layout],
             "checkpoint_steps": list(config.checkpoints), "n_runs": config.n_runs, "runs_per_shard": config.runs_per_shard,
-            "task_family": {"name": "sequential-mnist", "tile": 4, "bos": "zero tile", "normalisation": [0.1307, 0.3081], "source": digits},
+            "task_family": {"name": "sequential-mnist", "tile": 4, "bos": "zero tile", "normalisation": [MNIST_MEAN, MNIST_STD], "source": digits},
             "tasks": tasks, "runs": {"task": list(range(config.n_runs)), "weight_decay": wds.tolist()}, "splits": splits,
             "split_criterion": "angle (largest = OOD)" if config.ood_arc_center is None else f"circular distance to {config.ood_arc_center} degrees (closest = OOD)",
             "rollouts": {"inputs": "rotated, normalised tile sequences [R, 50, 16], float16", "labels": "digit labels [R], uint8",
@@ -290,3 +294,68 @@ def zoo_manifest(config: SequentialMNISTZooConfig, # the recipe
             "metadata_columns": {"task": "rotation angle (degrees)", "angle": "rotation angle (degrees)", "weight_decay": "AdamW weight decay of the run",
                                  "accuracy": "eval accuracy (final position, held-out digits)", "train_loss": "all-position cross-entropy, training digits",
                                  "eval_loss": "all-position cross-entropy, held-out digits", "generalization_gap": "eval_loss - train_loss"}}
+
+# %% ../../nbs/14_zoo.sequential_mnist.ipynb #b3c972e8
+class SequentialMNIST(TaskFamily):
+    "Rotated, tiled sequential MNIST: 4×4 tiles of a rotated digit, one per step; the digit is read at the last step."
+    name = SequentialMNISTZooConfig.kind
+    description = "rotated sequential MNIST (4x4 tiles), digit classification; one rotation angle per task"
+    output_kind = "label"
+    recipe = SequentialMNISTZooConfig
+    # the paper's Table 2 (validation emulation loss, 15 seeds: bootstrapped mean and 95% CI), from `paper.md` §6
+    paper_emulation = {"layerwise-stats": (0.039, 0.038, 0.039), "flat": (0.024, 0.024, 0.024), "param-transformer": (0.067, 0.067, 0.067),
+                       "dws": (0.024, 0.023, 0.025), "probe-static": (0.017, 0.016, 0.017), "probe-interactive": (0.017, 0.017, 0.018)}
+    primary_target = ("angle", "mse")
+    step_cost = 1.5  # 50 steps of 16 inputs instead of 41 of 6
+
+    def presets(self) -> dict[str, SequentialMNISTZooConfig]:
+        "The zoo presets: paper, small, tiny."
+        return dict(PRESETS)
+
+    def input_domain(self, manifest: dict | None = None, # a zoo's manifest (None: the paper's models)
+                    ) -> InputDomain:
+        "Pixel values normalised as the zoo recorded: the box they lie in."
+        m = manifest or {}
+        mean, std = m.get("task_family", {}).get("normalisation", (MNIST_MEAN, MNIST_STD))
+        return InputDomain.continuous(m.get("model_spec", {}).get("input_size", 16), (0 - mean) / std, (1 - mean) / std)
+
+    def targets(self, manifest: dict, # a zoo's manifest (its checkpoint steps)
+               ) -> dict[str, Target]:
+        "The rotation angle, the accuracy, the checkpoint and the generalisation gap."
+        return {"angle": Target.angle("angle"), "accuracy": Target.regression("accuracy"),
+                "step": Target.step(len(manifest.get("checkpoint_steps", [0]))), "gap": Target.regression("gap", "generalization_gap")}
+
+    def oracle_features(self, view, # a zoo (or a view) with stored rollouts
+                        batch_size: int = 256, # checkpoints read at a time
+                       ) -> np.ndarray:
+        "The mean input sequence and the mean final prediction of the stored rollouts `[len(view), 49 * 16 + 10]`."
+        out = []
+        for i in range(0, len(view), batch_size):
+            r = view.rollouts[np.arange(i, min(i + batch_size, len(view)))]
+            x = r["inputs"].double()[:, :, 1:].mean(1).flatten(1)                    # [B, 49 * 16]: mean input, BOS dropped
+            p = r["log_probs"][:, :, -1].double().exp().mean(1)                      # [B, 10]: mean final prediction
+            out.append(torch.cat([x, p], 1))
+        return torch.cat(out).float().numpy() if out else np.zeros((0, 49 * 16 + 10), np.float32)
+
+    def task_scorer(self, view, # the checkpoints to score
+                    n_samples: int = 200, # held-out digits classified per model
+                    seed: int = 0, # seeds which digits (the same for every model)
+                    device="cpu", # where the models run
+                   ):
+        "Scores: the accuracy on held-out digits rotated by the model's own angle, read at the last step."
+        cfg, device, angles = view.manifest["config"], torch.device(device), view.metadata["angle"]
+        mnist = load_mnist(cfg.get("source", "offline"), seed=cfg.get("seed", 0))
+        idx = mnist.eval_index[torch.randperm(len(mnist.eval_index), generator=make_generator(seed, "clone-digits"))[:n_samples]]
+        images, labels = mnist.images[idx].to(device), mnist.labels[idx].to(device)   # [n, 28, 28], [n]
+        def score(models: Runner, rows: np.ndarray, start: int) -> Tensor:
+            a = torch.tensor(angles.iloc[rows].to_numpy(dtype=np.float32), device=device)
+            x = tile_sequences(images[None].expand(len(rows), -1, -1, -1), a[:, None])   # [b, n, 50, 16]
+            return (models.forward(x)[:, :, -1].argmax(-1) == labels).float().mean(1)   # [b]
+        return score
+
+    def embedding_colours(self, metadata: pd.DataFrame, # the embedded checkpoints' metadata
+                         ) -> list[tuple[np.ndarray, str, str]]:
+        "The rotation angle, and the accuracy."
+        return [(metadata["angle"].to_numpy(), "rotation angle", "twilight"), (metadata["accuracy"].to_numpy(), "accuracy", "magma")]
+
+SEQUENTIAL_MNIST_FAMILY = register_family(SequentialMNIST())

@@ -17,20 +17,22 @@ from pathlib import Path
 from typing import Any, Callable, ClassVar, Iterator, Sequence
 
 import numpy as np
+import pandas as pd
 import torch
 import torch.nn.functional as F
 from torch import Tensor
 
 from ..core import RNNWSError, get_device, make_generator, set_threads, worker_pool
+from ..families import InputDomain, Runner, Target, TaskFamily, get_family, register_family
 from ..lstm import LSTMSpec, LSTMWeights, lstm_forward, lstm_step
 from ..tasks.formal_languages import FORMAL_LANGUAGES, FormalLanguageFamily, task_entropy, task_name
 from ..distributed import DistInfo, all_gather_objects, barrier, broadcast_object, process_group, shard
 from .format import Zoo, ZooWriter, split_tasks, write_shard_files
 
 # %% auto #0
-__all__ = ['PAPER_CHECKPOINTS', 'PRESETS', 'ZOO_KINDS', 'FormalLanguageZooConfig', 'get_preset', 'assign_tasks',
-           'sample_autoregressive', 'RunResult', 'train_run', 'train_runs_batched', 'zoo_manifest', 'zoo_config_class',
-           'build_zoo']
+__all__ = ['PAPER_CHECKPOINTS', 'PRESETS', 'FORMAL_LANGUAGES_FAMILY', 'FormalLanguageZooConfig', 'get_preset', 'assign_tasks',
+           'sample_autoregressive', 'RunResult', 'train_run', 'train_runs_batched', 'zoo_manifest', 'build_zoo',
+           'FormalLanguages']
 
 # %% ../../nbs/13_zoo.train.ipynb #1ecf64ea
 @dataclass(frozen=True)
@@ -321,22 +323,23 @@ def zoo_manifest(config: FormalLanguageZooConfig, # the recipe
 def _worker_init():
     set_threads(1)
 
-# The kinds of zoo `build_zoo` can train: kind -> "module:ConfigClass". A config class has `kind`, `n_runs`,
-# `runs_per_shard`, `checkpoints`, `to_dict`/`from_dict`, `manifest(build)`, `train_run(run)` and
-# `train_runs_batched(runs, device)`.
-ZOO_KINDS = {"formal-languages": "rnn_weightspace.zoo.train:FormalLanguageZooConfig",
-             "sequential-mnist": "rnn_weightspace.zoo.sequential_mnist:SequentialMNISTZooConfig"}
+def _recipe_path(config) -> str:
+    "`module:qualname` of the recipe's class, importable by a worker process (a class a notebook re-defines: the registered one)."
+    cls = type(config)
+    if cls.__module__ == "__main__": cls = get_family(config.kind).recipe or cls
+    if cls.__module__ == "__main__":
+        raise RNNWSError(f"{cls.__name__} is defined in __main__ (a notebook or a script), which worker processes cannot import; "
+                         "define it in a module, or use workers=1 or backend='batched'")
+    return f"{cls.__module__}:{cls.__qualname__}"
 
-def zoo_config_class(kind: str, # a zoo kind: "formal-languages" or "sequential-mnist"
-                    ) -> type:
-    "The config class of a zoo kind (imported on demand)."
-    if kind not in ZOO_KINDS: raise RNNWSError(f"unknown zoo kind {kind!r}; choose from {', '.join(ZOO_KINDS)}")
-    mod, cls = ZOO_KINDS[kind].split(":")
-    return getattr(import_module(mod), cls)
+def _recipe_class(path: str) -> type:
+    "The recipe class at `module:qualname` (imported in the worker)."
+    mod, name = path.split(":")
+    return getattr(import_module(mod), name)
 
-def _train_run_worker(kind: str, config: dict, run: int) -> RunResult:
-    "Worker entry point; takes the config as a dict so that it pickles by value."
-    return zoo_config_class(kind).from_dict(config).train_run(run)
+def _train_run_worker(recipe: str, config: dict, run: int) -> RunResult:
+    "Worker entry point; takes the recipe class by name and the config as a dict, so that both pickle by value."
+    return _recipe_class(recipe).from_dict(config).train_run(run)
 
 def _iter_results(config, runs: list[int], backend: str, workers: int, device, batch_runs: int) -> Iterator[RunResult]:
     "Results of `runs`, in order, one run at a time."
@@ -358,9 +361,10 @@ def _iter_results(config, runs: list[int], backend: str, workers: int, device, b
         # refer to the installed module's functions, so that they pickle even when this code runs in a notebook
         mod = import_module("rnn_weightspace.zoo.train")
         with worker_pool(workers, initializer=mod._worker_init) as pool:
-            yield from pool.map(mod._train_run_worker, [config.kind] * len(runs), [config.to_dict()] * len(runs), runs)
+            recipe = _recipe_path(config)
+            yield from pool.map(mod._train_run_worker, [recipe] * len(runs), [config.to_dict()] * len(runs), runs)
 
-def build_zoo(config, # the recipe: a `FormalLanguageZooConfig`, `SequentialMNISTZooConfig`, ... (see `ZOO_KINDS`)
+def build_zoo(config, # the recipe (a `ZooRecipe`): `FormalLanguageZooConfig`, `SequentialMNISTZooConfig`, or a family's own
               out: Path | str, # the zoo folder (created; must be empty or a zoo of this config)
               workers: int = 1, # worker processes for the CPU backend (one torch thread each), per rank
               backend: str = "cpu", # "cpu": process pool with fused nn.LSTM; "batched": many runs stacked on `device`
@@ -442,3 +446,79 @@ def _build(config, out: Path, build: dict, info: DistInfo, dev: torch.device, wo
             else: os.environ[k] = v
     barrier()
     return Zoo(out, allow_incomplete=True)
+
+# %% ../../nbs/13_zoo.train.ipynb #6429e709
+def _task_offsets(md: pd.DataFrame) -> np.ndarray:
+    t = np.array(md["task"].tolist())                      # [n, 4]: (0, m_b, m_c, m_d)
+    return t[:, 1:] + 3                                    # offsets -3..2 -> classes 0..5
+
+def _language(manifest: dict) -> FormalLanguageFamily:
+    "The language family a zoo was trained on, from its recorded config."
+    fam = dict(manifest.get("config", {}).get("family", {}))
+    if "offsets" in fam: fam["offsets"] = tuple(fam["offsets"])
+    return FormalLanguageFamily(**fam)
+
+class FormalLanguages(TaskFamily):
+    "The paper's formal languages aⁿbⁿ⁺ᵐᵇcⁿ⁺ᵐᶜdⁿ⁺ᵐᵈ: next-token prediction, one language per task."
+    name = FormalLanguageZooConfig.kind
+    description = "formal languages a^n b^(n+m_b) c^(n+m_c) d^(n+m_d), next-token prediction"
+    output_kind = "next-token"
+    recipe = FormalLanguageZooConfig
+    # the paper's Table 2 (validation emulation loss, 15 seeds: bootstrapped mean and 95% CI), from `paper.md` §6
+    paper_emulation = {"layerwise-stats": (0.051, 0.050, 0.053), "flat": (0.045, 0.045, 0.046), "param-transformer": (0.043, 0.042, 0.044),
+                       "dws": (0.046, 0.046, 0.046), "probe-static": (0.023, 0.019, 0.029), "probe-interactive": (0.015, 0.008, 0.022)}
+    primary_target = ("task", "bce")
+    step_cost = 1.0
+
+    def presets(self) -> dict[str, FormalLanguageZooConfig]:
+        "The zoo presets: paper, small, tiny."
+        return dict(PRESETS)
+
+    def input_domain(self, manifest: dict | None = None, # a zoo's manifest (None: the paper's models)
+                    ) -> InputDomain:
+        "One-hot tokens, as many as the models' inputs."
+        return InputDomain.tokens((manifest or {}).get("model_spec", {}).get("input_size", FORMAL_LANGUAGES.vocab_size))
+
+    def targets(self, manifest: dict, # a zoo's manifest (its checkpoint steps)
+               ) -> dict[str, Target]:
+        "The task's offsets (3 heads), the accuracy and the checkpoint."
+        return {"task": Target("task", "classes", _task_offsets, (6, 6, 6), "bce", loss="bce", heads=("m_b", "m_c", "m_d")),
+                "accuracy": Target.regression("accuracy"), "step": Target.step(len(manifest.get("checkpoint_steps", [0])))}
+
+    def oracle_features(self, view, # a zoo (or a view) with stored rollouts
+                        batch_size: int = 256, # checkpoints read at a time
+                       ) -> np.ndarray:
+        "Mean counts of each symbol before the first EOS, and how often an EOS came `[len(view), n_symbols + 1]`."
+        toks = view.manifest.get("task_family", {}).get("tokens", {})
+        n_sym, eos = len(toks.get("symbols", "abcd")), toks.get("eos", 5)
+        out = []
+        for i in range(0, len(view), batch_size):
+            t = view.rollouts[np.arange(i, min(i + batch_size, len(view)))]["tokens"].long()   # [B, R, S]
+            live = (t == eos).cumsum(-1) == 0                                                  # before the first EOS
+            counts = torch.stack([((t == k) & live).sum(-1) for k in range(n_sym)], -1).double()   # [B, R, n_sym]
+            has_eos = (~live[..., -1]).double()[..., None]                                     # [B, R, 1]
+            out.append(torch.cat([counts, has_eos], -1).mean(1))                               # [B, n_sym + 1]
+        return torch.cat(out).float().numpy() if out else np.zeros((0, n_sym + 1), np.float32)
+
+    def task_scorer(self, view, # the checkpoints to score
+                    n_samples: int = 200, # strings sampled per model
+                    seed: int = 0, # seeds the uniforms of the sampling (the same for a model and its clone)
+                    device="cpu", # where the models run
+                   ):
+        "Scores: the fraction of strings sampled from a model that are in its language."
+        lang, device, tasks = _language(view.manifest), torch.device(device), view.metadata["task"]
+        def score(models: Runner, rows: np.ndarray, start: int) -> Tensor:
+            task = torch.as_tensor(np.array(tasks.iloc[rows].tolist()), device=device)                  # [b, K]
+            u = torch.rand(len(rows), n_samples, lang.seq_len - 1, generator=make_generator(seed, "clone-samples", start)).to(device)
+            strings, _ = sample_autoregressive(models.step, u, lang)                                   # [b, n, T+1]
+            return lang.is_member(strings, task[:, None]).float().mean(1)                              # [b]
+        return score
+
+    def embedding_colours(self, metadata: pd.DataFrame, # the embedded checkpoints' metadata
+                         ) -> list[tuple[np.ndarray, str, str]]:
+        "The offset m_b of the task, and the accuracy."
+        tasks = np.array(metadata["task"].tolist())
+        m_b = tasks[:, 1] if tasks.ndim == 2 and tasks.shape[1] > 1 else np.zeros(len(metadata))
+        return [(m_b, "task offset m_b", "viridis"), (metadata["accuracy"].to_numpy(), "accuracy", "magma")]
+
+FORMAL_LANGUAGES_FAMILY = register_family(FormalLanguages())
