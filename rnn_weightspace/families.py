@@ -133,6 +133,7 @@ class TaskFamily:
     description: str = ""  # one line, for listings
     output_kind: Literal["next-token", "label"] = "label"  # outputs: a next-input distribution at every step, or class scores
     recipe: type | None = None  # the `ZooRecipe` class that builds its zoos (None: zoos are written with `Zoo.from_modules`)
+    release: Any = None  # how the paper's authors released its zoos (a `zoo.official.Release`), if they did
     paper_emulation: dict[str, tuple[float, float, float]] = {}  # the paper's validation emulation loss per encoder (mean, CI)
     primary_target: tuple[str, str] | None = None  # (target, metric) of the summary figures of `reproduce`
     step_cost: float = 1.0  # relative cost of an emulation training step on its zoos (schedules long jobs first)

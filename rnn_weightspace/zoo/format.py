@@ -898,6 +898,21 @@ def from_modules(cls: Zoo, path: Path | str, # the zoo folder to create (must no
     finally: writer.close()
     return cls(path)
 
+# %% ../../nbs/12_zoo.format.ipynb #2361d845
+@patch(cls_method=True)
+def from_store(cls: Zoo, root: Path | str, # where the rows live (named in messages)
+               manifest: dict, # a complete manifest (its shard list may be empty)
+               metadata: pd.DataFrame, # one row per checkpoint: run, checkpoint, step, task, and any other column
+               store, # `store(kind)` -> a reader whose `read(rows)` gives "weights" (state dicts) or "rollouts" rows
+              ) -> Zoo:
+    "A read-only zoo whose rows another store serves instead of shard files (the authors' released layout: `open_official`)."
+    zoo = object.__new__(cls)
+    split_of = task_splits(manifest)
+    table = metadata.assign(split=[split_of[_key(t)] for t in metadata["task"]])
+    zoo.__dict__.update(root=Path(root), manifest=manifest, spec=LSTMSpec.from_dict(manifest["model_spec"]), checksums=False,
+                        steps=list(manifest["checkpoint_steps"]), _table=table, rows=np.arange(len(table)), _maps={}, _store=store)
+    return zoo
+
 # %% ../../nbs/12_zoo.format.ipynb #07d7f832
 def _raw_metadata(zoo: Zoo) -> dict[str, list]:
     "The metadata columns of a whole zoo, as stored (JSON values, not a DataFrame)."

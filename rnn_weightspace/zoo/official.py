@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 import math
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 import pandas as pd
@@ -18,13 +18,13 @@ import torch
 from torch import Tensor
 
 from ..core import RNNWSError, atomic_folder, check_new_folder
+from ..families import task_families
 from ..lstm import LSTMSpec, LSTMWeights
-from ..tasks.formal_languages import FORMAL_LANGUAGES, task_entropy, task_name
-from ..tasks.sequential_mnist import angle_criterion
-from .format import Zoo, ZooFormatError, ZooWriter, _key, split_tasks, task_splits
+from .format import Zoo, ZooFormatError, ZooWriter, _key, split_tasks
 
 # %% auto #0
-__all__ = ['open_npy', 'read_official', 'import_official', 'open_official', 'write_official_fixture']
+__all__ = ['open_npy', 'check_array', 'first_row', 'check_per_run', 'show_value', 'refuse_rows', 'Release', 'released_families',
+           'read_official', 'import_official', 'open_official', 'write_official_fixture']
 
 # %% ../../nbs/15_zoo.official.ipynb #a9c35985
 def _one_line(e: BaseException) -> str: return " ".join(str(e).split())
@@ -57,39 +57,123 @@ def open_npy(path: Path | str, # a `.npy` file
     try: return np.memmap(path, dtype=dtype, mode="r", offset=offset, shape=shape)
     except (ValueError, OSError) as e: raise ZooFormatError(f"{path}: cannot be memory-mapped ({_one_line(e)})") from None
 
-# %% ../../nbs/15_zoo.official.ipynb #e2ccbfa4
-_SPECS = {13_766: ("formal-languages", LSTMSpec(6, 32, 2, 6)), 15_178: ("sequential-mnist", LSTMSpec(16, 32, 2, 10))}
-_KINDS = {"f": "a floating-point dtype", "iu": "an integer dtype", "fiu": "a numeric dtype"}
-_FILES = {"formal-languages": {"parameters": "f", "sequences": "iu", "logits": "f", "tasks": "iu", "num_step_correct": "iu"},
-          "sequential-mnist": {"parameters": "f", "sequences": "f", "logits": "f", "tasks": "fiu", "num_step": "iu", "accuracy_losses": "f"}}
-_ARG_TYPES = {"seed": int, "use_cuda": int, "store": int, "num_tokens": int, "sequence_length": int, "max_n": int, "random_seq_prob": float,
-              "num_training_runs": int, "one_hot_input": int, "rnn_hidden_size": int, "rnn_num_layers": int, "tile_size": int}
-_ARG_REQUIRED = {"formal-languages": ("num_tokens", "sequence_length", "one_hot_input", "rnn_hidden_size", "rnn_num_layers"),
-                 "sequential-mnist": ("tile_size", "rnn_hidden_size", "rnn_num_layers")}
-_ACC_COLUMNS = ("eval accuracy", "train loss", "eval loss", "weight decay")
+# %% ../../nbs/15_zoo.official.ipynb #a1e0c002
+_DTYPE_KINDS = {"f": "a floating-point dtype", "iu": "an integer dtype", "fiu": "a numeric dtype"}
 
-def _check_array(path: Path, a: np.ndarray, kinds: str, shape: tuple) -> None:
-    "Refuse `a` unless its dtype kind is in `kinds` and its shape matches `shape` (None: any size; the first entry is the row count)."
-    if a.dtype.kind not in kinds: raise ZooFormatError(f"{path}: dtype {a.dtype}, expected {_KINDS[kinds]}")
+def check_array(path: Path, # the file, named in the error
+                a: np.ndarray, # its array
+                kinds: str, # allowed dtype kinds: "f", "iu" or "fiu"
+                shape: tuple, # expected shape (None: any size; the first entry is the row count)
+               ) -> None:
+    "Refuse `a` unless its dtype kind is in `kinds` and its shape matches `shape`."
+    if a.dtype.kind not in kinds: raise ZooFormatError(f"{path}: dtype {a.dtype}, expected {_DTYPE_KINDS[kinds]}")
     want = "(" + ", ".join("*" if s is None else str(s) for s in shape) + ")"
     if a.ndim != len(shape) or any(e is not None and s != e for s, e in zip(a.shape, shape)):
         rows = f"; parameters.npy has {shape[0]} rows" if a.ndim == len(shape) and a.shape[0] != shape[0] else ""
         raise ZooFormatError(f"{path}: shape {tuple(a.shape)}, expected {want} (one row per checkpoint){rows}")
     if 0 in a.shape[1:]: raise ZooFormatError(f"{path}: shape {tuple(a.shape)} has an empty dimension")
 
-def _first(bad: np.ndarray) -> int: return int(np.flatnonzero(bad)[0])
+def first_row(bad: np.ndarray, # a boolean vector
+             ) -> int:
+    "The index of the first true entry."
+    return int(np.flatnonzero(bad)[0])
 
-def _per_run(path: Path, values: np.ndarray, C: int, what: str) -> None:
-    "Refuse per-row `values` (`[N, ...]`) that change within a run of `C` rows."
+def check_per_run(path: Path, # the file, named in the error
+                  values: np.ndarray, # per-row values `[N, ...]`
+                  C: int, # rows (checkpoints) per run
+                  what: str, # what the values are, e.g. "task"
+                 ) -> None:
+    "Refuse per-row `values` that change within a run of `C` rows."
     v = values.reshape(len(values) // C, C, -1)
     bad = (v != v[:, :1]).any(axis=(1, 2))
-    if bad.any(): r = _first(bad); raise ZooFormatError(f"{path}: the {what} changes within run {r} (rows {r * C}-{r * C + C - 1}); a run has one {what}")
+    if bad.any():
+        r = first_row(bad)
+        raise ZooFormatError(f"{path}: the {what} changes within run {r} (rows {r * C}-{r * C + C - 1}); a run has one {what}")
 
-def _show(v: Any) -> str: return repr(v)[:60]
+def show_value(v: Any, # a value read from a file
+              ) -> str:
+    "`v` for an error message (at most 60 characters)."
+    return repr(v)[:60]
+
+def refuse_rows(r: dict, # what `read_official` returned
+                name: str, # the array's file name without `.npy`
+                rows, # the rows read (a slice or an index array)
+                bad: np.ndarray, # true where a row's values are refused, `[n, ...]`
+                what: str, # what is wrong, e.g. "holds NaN parameters"
+               ) -> None:
+    "Raise for the first row of `rows` where `bad` is true, naming the file, the row, its run and its step."
+    bad = bad.reshape(len(bad), -1).any(1)
+    if bad.any():
+        i = int(_rows_of(rows)[first_row(bad)])
+        raise ZooFormatError(f"{r['src'] / (name + '.npy')}: row {i} (run {r['run'][i]}, step {r['steps'][i % len(r['steps'])]}) {what}")
+
+def _rows_of(rows) -> np.ndarray: return np.arange(rows.start, rows.stop) if isinstance(rows, slice) else np.asarray(rows)
+
+# %% ../../nbs/15_zoo.official.ipynb #a1e0c003
+class Release:
+    "How the paper's authors released the zoos of one task family: what `read_official` cannot know without the family."
+    marker: ClassVar[str] = ""  # the step file (name without .npy) whose presence marks a folder of this family
+    files: ClassVar[dict[str, str]] = {}  # every array file (without .npy) -> its allowed dtype kinds ("f", "iu", "fiu")
+    spec: ClassVar[LSTMSpec]  # the released models (their parameter count identifies the family's folders)
+    arg_types: ClassVar[dict[str, type]] = {}  # the family's fields of args.json (int or float), beyond the common ones
+    required_args: ClassVar[tuple[str, ...]] = ()  # the fields args.json must have
+    folder: ClassVar[str] = ""  # the released folder's name
+
+    def shapes(self, a: dict, # the memory-mapped arrays by name
+               path: dict, # their files by name
+               N: int, # rows (checkpoints)
+              ) -> tuple[int, dict[str, tuple]]:
+        "Check `sequences`; return its length and the expected shapes of the other arrays (None: any size)."
+        raise NotImplementedError
+    def check_rows(self, a: dict, # the memory-mapped arrays by name
+                   path: dict, # their files by name
+                   steps: np.ndarray, # the step file's rows `[N, columns]`
+                   C: int, # checkpoints per run
+                  ) -> np.ndarray:
+        "Check the family's per-row values (tasks, counts, losses); return the per-row tasks (one per run, checked after)."
+        raise NotImplementedError
+    def check_args(self, args: dict, # args.json, its types checked
+                   path: Path, # args.json, named in errors
+                   L: int, # the length of the sequences in sequences.npy
+                  ) -> dict[str, tuple[Any, str]]:
+        "Check the family's fields of `args.json`; return the ones that must equal a value of the arrays: field -> (value, what)."
+        return {}
+    def tasks(self, a: dict, # the memory-mapped arrays by name
+              C: int, # checkpoints per run
+              n_runs: int, # runs
+             ) -> tuple[list, list[int], list[float]]:
+        "The zoo's tasks (JSON values), each run's task index, and each task's split criterion (highest: OOD)."
+        raise NotImplementedError
+    def metadata(self, a: dict, # the memory-mapped arrays by name
+                 rows: slice, # the rows
+                ) -> dict[str, list]:
+        "The family's metadata columns of `rows` (beyond run, checkpoint and step): `task` and its own."
+        raise NotImplementedError
+    def rollouts(self, r: dict, # what `read_official` returned
+                 rows, # a slice or an index array
+                ) -> dict[str, Tensor]:
+        "Our rollout tensors of `rows`, refusing bad values (`refuse_rows`)."
+        raise NotImplementedError
+    def write_fixture(self, path: Path, # the folder
+                      g: torch.Generator, # the random source, after the models were drawn
+                      n_runs: int, # runs
+                      C: int, # checkpoints per run
+                      run_ids: np.ndarray, # the released run id of every row
+                      step_col: np.ndarray, # the step of every row
+                     ) -> dict[str, Any]:
+        "Write the family's arrays of a random fixture (all but parameters.npy); return its fields of args.json."
+        raise NotImplementedError
+
+def released_families() -> dict[str, Release]:
+    "The release of every registered family the authors released, by family name."
+    return {name: f.release for name, f in task_families().items() if getattr(f, "release", None) is not None}
+
+# %% ../../nbs/15_zoo.official.ipynb #a1e0c004
+_ARG_TYPES = {"seed": int, "use_cuda": int, "store": int, "num_training_runs": int, "rnn_hidden_size": int, "rnn_num_layers": int}
 
 def _no_constant(c: str): raise ValueError(f"{c} is not a JSON number")
 
-def _read_args(path: Path, kind: str, spec: LSTMSpec, seq_len: int) -> dict[str, Any]:
+def _read_args(path: Path, rel: Release, L: int) -> dict[str, Any]:
     "The generator's command-line arguments (`args.json`; `{}` if absent), checked for type and against the arrays."
     if not path.exists() and not path.is_symlink(): return {}
     if path.is_dir(): raise ZooFormatError(f"{path}: is a folder, expected a JSON file")
@@ -99,57 +183,46 @@ def _read_args(path: Path, kind: str, spec: LSTMSpec, seq_len: int) -> dict[str,
     except OSError as e: raise ZooFormatError(f"{path}: cannot be read ({e.strerror or _one_line(e)})") from None
     except (ValueError, RecursionError) as e: raise ZooFormatError(f"{path}: not valid JSON ({_one_line(e)[:200]})") from None
     if not isinstance(args, dict): raise ZooFormatError(f"{path}: holds a JSON {type(args).__name__}, expected an object (the generator's arguments)")
-    for k in _ARG_REQUIRED[kind]:
+    for k in ("rnn_hidden_size", "rnn_num_layers", *rel.required_args):
         if k not in args: raise ZooFormatError(f"{path}: field {k!r} is missing")
-    for k, t in _ARG_TYPES.items():
+    for k, t in {**_ARG_TYPES, **rel.arg_types}.items():
         v = args.get(k, 0)
         ok = isinstance(v, int if t is int else (int, float)) and not isinstance(v, bool) and math.isfinite(v if isinstance(v, float) else 0)
-        if not ok:
-            raise ZooFormatError(f"{path}: field {k!r} must be {'an integer' if t is int else 'a finite number'}, got {_show(v)}")
-    want = {"rnn_hidden_size": (spec.hidden_size, "the models' hidden size"), "rnn_num_layers": (spec.num_layers, "the models' layer count")}
-    if kind == "formal-languages":
-        want.update(num_tokens=(spec.output_size - 2, "the models' alphabet size"),
-                    sequence_length=(seq_len, "the length of the sequences in sequences.npy"))
-        if args["one_hot_input"] <= 0:
-            raise ZooFormatError(f"{path}: field 'one_hot_input' is {_show(args['one_hot_input'])}, but the models take one-hot inputs")
-    elif args["tile_size"] ** 2 != spec.input_size:
-        raise ZooFormatError(f"{path}: field 'tile_size' is {_show(args['tile_size'])}, but the models take {spec.input_size} pixels per step")
+        if not ok: raise ZooFormatError(f"{path}: field {k!r} must be {'an integer' if t is int else 'a finite number'}, got {show_value(v)}")
+    want = {"rnn_hidden_size": (rel.spec.hidden_size, "the models' hidden size"), "rnn_num_layers": (rel.spec.num_layers, "the models' layer count"),
+            **rel.check_args(args, path, L)}
     for k, (v, what) in want.items():
-        if args[k] != v: raise ZooFormatError(f"{path}: field {k!r} is {_show(args[k])}, but {what} is {v}")
+        if args[k] != v: raise ZooFormatError(f"{path}: field {k!r} is {show_value(args[k])}, but {what} is {v}")
     return args
+
+# %% ../../nbs/15_zoo.official.ipynb #e2ccbfa4
+def _find_release(src: Path) -> tuple[str, Release]:
+    "The family whose step file the folder holds."
+    rel = released_families()
+    found = [k for k, r in rel.items() if (src / f"{r.marker}.npy").exists() or (src / f"{r.marker}.npy").is_symlink()]
+    if len(found) > 1: raise ZooFormatError(f"{src}: holds both " + " and ".join(f"{rel[k].marker}.npy ({k})" for k in found))
+    if not found: raise ZooFormatError(f"{src}: not a released zoo folder (no {' or '.join(f'{r.marker}.npy' for r in rel.values())})")
+    return found[0], rel[found[0]]
 
 def read_official(src: Path | str, # the released folder
                  ) -> dict[str, Any]:
-    "The arrays of a released zoo (memory-mapped, checked), its kind, spec, global run ids and checkpoint steps."
+    "The arrays of a released zoo (memory-mapped, checked), its family, spec, global run ids and checkpoint steps."
     src = Path(src)
     if not src.exists(): raise ZooFormatError(f"{src}: no such folder")
     if not src.is_dir(): raise ZooFormatError(f"{src}: is a file, expected the released folder")
-    has = {n: (src / f"{n}.npy").exists() or (src / f"{n}.npy").is_symlink() for n in ("num_step_correct", "num_step")}
-    if all(has.values()): raise ZooFormatError(f"{src}: holds both num_step_correct.npy (formal languages) and num_step.npy (sequential MNIST)")
-    kind = "formal-languages" if has["num_step_correct"] else "sequential-mnist" if has["num_step"] else None
-    if kind is None: raise ZooFormatError(f"{src}: not a released zoo folder (no num_step_correct.npy or num_step.npy)")
-    a = {n: open_npy(src / f"{n}.npy") for n in _FILES[kind]}
+    kind, rel = _find_release(src)
+    a = {n: open_npy(src / f"{n}.npy") for n in rel.files}
     path = {n: src / f"{n}.npy" for n in a}
-    _check_array(path["parameters"], a["parameters"], "f", (None, None))
+    check_array(path["parameters"], a["parameters"], "f", (None, None))
     N, P = a["parameters"].shape
     if N == 0: raise ZooFormatError(f"{path['parameters']}: holds no rows (no checkpoints)")
-    if P not in _SPECS or _SPECS[P][0] != kind: raise ZooFormatError(f"{path['parameters']}: {P} parameters per row is not a released {kind} model")
-    spec = _SPECS[P][1]
-    V, kinds = spec.output_size, _FILES[kind]
-    if kind == "formal-languages":
-        _check_array(path["sequences"], a["sequences"], kinds["sequences"], (N, None, None))
-        R, L = a["sequences"].shape[1:]
-        if L < 2: raise ZooFormatError(f"{path['sequences']}: sequences of length {L}, expected BOS and at least one token")
-        shapes = {"logits": (N, R, L - 1, V), "tasks": (N, V - 2), "num_step_correct": (N, 3)}
-    else:
-        _check_array(path["sequences"], a["sequences"], kinds["sequences"], (N, None, None, spec.input_size))
-        R, L, _ = a["sequences"].shape[1:]
-        shapes = {"logits": (N, R, L, V), "tasks": (N, 1), "num_step": (N, 2), "accuracy_losses": (N, 4)}
-    for n, shape in shapes.items(): _check_array(path[n], a[n], kinds[n], shape)
-    sp = path["num_step_correct" if kind == "formal-languages" else "num_step"]
-    ns = np.array(a[sp.stem])
+    if P != rel.spec.n_params: raise ZooFormatError(f"{path['parameters']}: {P} parameters per row is not a released {kind} model")
+    L, shapes = rel.shapes(a, path, N)
+    for n, shape in shapes.items(): check_array(path[n], a[n], rel.files[n], shape)
+    sp = path[rel.marker]
+    ns = np.array(a[rel.marker])
     steps = ns[:, 1]
-    if (steps < 0).any(): i = _first(steps < 0); raise ZooFormatError(f"{sp}: row {i}: step {steps[i]} is negative")
+    if (steps < 0).any(): i = first_row(steps < 0); raise ZooFormatError(f"{sp}: row {i}: step {steps[i]} is negative")
     first = steps.min()
     if steps[0] != first: raise ZooFormatError(f"{sp}: row 0 has step {steps[0]}, not the first checkpoint step {first}: the file does not start with a run")
     run = np.cumsum(steps == first) - 1                                   # a new run starts at every first-checkpoint row
@@ -157,95 +230,34 @@ def read_official(src: Path | str, # the released folder
     C = len(ck_steps)
     if (np.bincount(run) != C).any() or (steps.reshape(-1, C) != np.array(ck_steps)).any():
         raise ZooFormatError(f"{sp}: the steps (column 1) are not whole runs of {C} checkpoints in step order (an interrupted generator?)")
-    tasks = np.array(a["tasks"])
-    if kind == "formal-languages":
-        offsets = FORMAL_LANGUAGES.offsets
-        bad = (tasks[:, 0] != 0) | ~np.isin(tasks[:, 1:], offsets).all(1)
-        if bad.any():
-            i = _first(bad)
-            raise ZooFormatError(f"{path['tasks']}: row {i}: task {tasks[i].tolist()} is not an offset vector (d_0 = 0, the others in {list(offsets)})")
-        correct = ns[:, 2]
-        bad = (correct < 0) | (correct > 1000)
-        if bad.any(): i = _first(bad); raise ZooFormatError(f"{sp}: row {i}: column 2 (correct samples of 1000) is {correct[i]}, expected 0-1000")
-    else:
-        tasks = tasks.astype(np.float64)
-        bad = ~((tasks[:, 0] >= 0) & (tasks[:, 0] < 360))
-        if bad.any(): i = _first(bad); raise ZooFormatError(f"{path['tasks']}: row {i}: angle {tasks[i, 0]} is not in [0, 360)")
-        al = np.array(a["accuracy_losses"], dtype=np.float64)
-        ok = np.isfinite(al) & (al >= 0)
-        ok[:, 0] &= al[:, 0] <= 1
-        if not ok.all():
-            i, j = np.argwhere(~ok)[0]
-            raise ZooFormatError(f"{path['accuracy_losses']}: row {i}: column {j} ({_ACC_COLUMNS[j]}) is {al[i, j]}, expected "
-                                 + ("a fraction in [0, 1]" if j == 0 else "a finite number >= 0"))
-        _per_run(path["accuracy_losses"], al[:, 3], C, "weight decay")
-    _per_run(path["tasks"], tasks, C, "task")
-    args = _read_args(src / "args.json", kind, spec, L)
-    return {"src": src, "kind": kind, "spec": spec, "arrays": a, "run": run, "steps": ck_steps, "n_runs": int(run.max() + 1), "args": args}
+    check_per_run(path["tasks"], rel.check_rows(a, path, ns, C), C, "task")
+    args = _read_args(src / "args.json", rel, L)
+    return {"src": src, "kind": kind, "release": rel, "spec": rel.spec, "arrays": a, "run": run, "steps": ck_steps,
+            "n_runs": int(run.max() + 1), "args": args}
 
 # %% ../../nbs/15_zoo.official.ipynb #0e7b8d69
 def _official_manifest(r: dict, runs_per_shard: int, seed: int) -> dict[str, Any]:
     "Our manifest (without shards) for a released zoo read by `read_official`."
-    kind, spec, a, steps, n_runs = r["kind"], r["spec"], r["arrays"], r["steps"], r["n_runs"]
-    C = len(steps)
-    if kind == "formal-languages":
-        task_rows = np.asarray(a["tasks"][::C]).astype(np.int64)                    # one task per run
-        tasks = sorted({tuple(t) for t in task_rows.tolist()})
-        crit = task_entropy(torch.tensor(tasks)).tolist()
-        task_of_run = [tasks.index(tuple(t)) for t in task_rows.tolist()]
-        tasks_json = [list(t) for t in tasks]
-    else:
-        angles = np.asarray(a["tasks"][::C, 0], dtype=np.float64)
-        tasks_json, task_of_run, crit = angles.tolist(), list(range(n_runs)), angle_criterion(torch.tensor(angles)).tolist()
-    splits = split_tasks([_key(t) for t in tasks_json], crit, seed=seed)
+    kind, spec, steps, n_runs = r["kind"], r["spec"], r["steps"], r["n_runs"]
+    tasks, task_of_run, crit = r["release"].tasks(r["arrays"], len(steps), n_runs)
+    splits = split_tasks([_key(t) for t in tasks], crit, seed=seed)
     return {"name": f"official-{kind}", "kind": kind, "config": {"seed": seed, "imported_from": "official release", "args": r["args"]},
             "build": {"backend": "imported"}, "model_spec": spec.to_dict(), "parameter_layout": [[n, list(s)] for n, s in spec.layout],
-            "checkpoint_steps": steps, "n_runs": n_runs, "runs_per_shard": runs_per_shard, "tasks": tasks_json,
+            "checkpoint_steps": steps, "n_runs": n_runs, "runs_per_shard": runs_per_shard, "tasks": tasks,
             "runs": {"task": task_of_run}, "splits": splits}
 
 def _official_metadata(r: dict, rows: slice) -> dict[str, list]:
     "Our metadata columns for `rows` of a released zoo."
-    a, steps, C = r["arrays"], r["steps"], len(r["steps"])
+    steps, C = r["steps"], len(r["steps"])
     md: dict[str, list] = {"run": r["run"][rows].tolist(), "checkpoint": [i % C for i in range(rows.start, rows.stop)],
                            "step": [steps[i % C] for i in range(rows.start, rows.stop)]}
-    if r["kind"] == "formal-languages":
-        md["task"] = np.asarray(a["tasks"][rows]).astype(np.int64).tolist()
-        md["official_accuracy"] = (np.asarray(a["num_step_correct"][rows, 2]) / 1000).tolist()
-    else:
-        al = np.asarray(a["accuracy_losses"][rows], dtype=np.float64)
-        ang = np.asarray(a["tasks"][rows, 0], dtype=np.float64)
-        md.update(task=ang.tolist(), angle=ang.tolist(), weight_decay=al[:, 3].tolist(), accuracy=al[:, 0].tolist(),
-                  train_loss=al[:, 1].tolist(), eval_loss=al[:, 2].tolist(), generalization_gap=(al[:, 2] - al[:, 1]).tolist())
-    return md
-
-def _rows_of(rows) -> np.ndarray: return np.arange(rows.start, rows.stop) if isinstance(rows, slice) else np.asarray(rows)
-
-def _refuse_rows(r: dict, name: str, rows, bad: np.ndarray, what: str) -> None:
-    "Raise for the first row of `rows` where `bad` (`[n, ...]`) is true, naming the file, the row, its run and step."
-    bad = bad.reshape(len(bad), -1).any(1)
-    if bad.any():
-        i = int(_rows_of(rows)[_first(bad)])
-        raise ZooFormatError(f"{r['src'] / (name + '.npy')}: row {i} (run {r['run'][i]}, step {r['steps'][i % len(r['steps'])]}) {what}")
+    return {**md, **r["release"].metadata(r["arrays"], rows)}
 
 def _official_weights(r: dict, rows) -> Tensor:
     "The flat float32 parameters of `rows` (a slice or an index array), refusing NaN and infinite values."
     with np.errstate(over="ignore", invalid="ignore"): flat = np.array(r["arrays"]["parameters"][rows], dtype=np.float32)
-    _refuse_rows(r, "parameters", rows, ~np.isfinite(flat), "holds NaN or infinite parameters (or values beyond float32)")
+    refuse_rows(r, "parameters", rows, ~np.isfinite(flat), "holds NaN or infinite parameters (or values beyond float32)")
     return torch.from_numpy(flat)
-
-def _official_rollouts(r: dict, rows) -> dict[str, Tensor]:
-    "Our rollout tensors for `rows` (a slice or an index array) of a released zoo, refusing NaN values and invalid tokens."
-    a, V = r["arrays"], r["spec"].output_size
-    with np.errstate(over="ignore", invalid="ignore"):
-        if r["kind"] == "formal-languages":
-            tokens, lp = np.array(a["sequences"][rows], dtype=np.int64), np.array(a["logits"][rows], dtype=np.float16)
-            _refuse_rows(r, "sequences", rows, (tokens < 0) | (tokens >= V), f"holds token ids outside 0-{V - 1}")
-            _refuse_rows(r, "logits", rows, np.isnan(lp) | (lp == np.inf), "holds NaN or +inf log-probabilities")
-            return {"tokens": torch.from_numpy(tokens.astype(np.uint8)), "log_probs": torch.from_numpy(lp)}
-        inputs, logits = np.array(a["sequences"][rows], dtype=np.float16), np.array(a["logits"][rows], dtype=np.float32)
-    _refuse_rows(r, "sequences", rows, ~np.isfinite(inputs), "holds NaN or infinite inputs")
-    _refuse_rows(r, "logits", rows, ~np.isfinite(logits), "holds NaN or infinite logits")
-    return {"inputs": torch.from_numpy(inputs), "log_probs": torch.log_softmax(torch.from_numpy(logits), -1).half()}   # raw logits in the release
 
 def import_official(src: Path | str, # the released folder
                     out: Path | str, # the zoo folder to create (must not exist, or be empty)
@@ -266,7 +278,7 @@ def import_official(src: Path | str, # the released folder
                 for s in range(writer.n_shards):
                     rows = slice(writer.shard_runs(s).start * C, writer.shard_runs(s).stop * C)
                     w = LSTMWeights.from_flat(_official_weights(r, rows), r["spec"])
-                    writer.write_shard(s, w, _official_rollouts(r, rows), _official_metadata(r, rows))
+                    writer.write_shard(s, w, r["release"].rollouts(r, rows), _official_metadata(r, rows))
             finally: writer.close()
     except OSError as e: raise RNNWSError(f"{out}: the import failed and was undone ({_one_line(e)})") from None
     return Zoo(out)
@@ -283,7 +295,7 @@ class _OfficialStore:
         return self._r
     def read(self, rows: np.ndarray) -> dict[str, Tensor]:
         rows = np.asarray(rows, dtype=np.int64)
-        if self.kind == "rollouts": return _official_rollouts(self.r, rows)
+        if self.kind == "rollouts": return self.r["release"].rollouts(self.r, rows)
         return LSTMWeights.from_flat(_official_weights(self.r, rows), self.r["spec"]).state_dict()
 
 def open_official(src: Path | str, # the released folder
@@ -293,49 +305,29 @@ def open_official(src: Path | str, # the released folder
     src = Path(src)
     r = read_official(src)
     manifest = {**_official_manifest(r, r["n_runs"], seed), "shards": [], "complete": True}
-    zoo = object.__new__(Zoo)
-    N = r["n_runs"] * len(r["steps"])
-    table = pd.DataFrame(_official_metadata(r, slice(0, N)))
-    split_of = task_splits(manifest)
-    table["split"] = [split_of[_key(t)] for t in table["task"]]
-    zoo.__dict__.update(root=src, manifest=manifest, spec=r["spec"], steps=r["steps"], _table=table, rows=np.arange(N), _maps={},
-                        _store=_OfficialStore(src))
-    return zoo
+    metadata = pd.DataFrame(_official_metadata(r, slice(0, r["n_runs"] * len(r["steps"]))))
+    return Zoo.from_store(src, manifest, metadata, _OfficialStore(src))
 
 # %% ../../nbs/15_zoo.official.ipynb #c364caf7
 def write_official_fixture(path: Path | str, # folder to create
-                           kind: str = "formal-languages", # or "sequential-mnist"
+                           kind: str | None = None, # a released family (default: the first registered, formal languages)
                            n_runs: int = 3, # training runs, `len(steps)` checkpoints each
                            steps: tuple[int, ...] = (0, 100, 200, 500, 1000, 2000, 5000, 10_000, 20_000), # checkpoint steps
                            invocations: int = 2, # run ids restart in each, as in the released data
                            seed: int = 0, # seeds the random models, tasks and rollouts
                           ) -> list[LSTMWeights]:
     "Write a small zoo in the authors' released layout (random models); returns the weights row by row."
+    releases = released_families()
+    kind = kind or next(iter(releases))
+    if kind not in releases: raise RNNWSError(f"task family {kind!r} has no released layout; choose from {', '.join(releases)}")
+    rel = releases[kind]
     path = Path(path); path.mkdir(parents=True, exist_ok=True)
     g = torch.Generator().manual_seed(seed)
-    spec = LSTMSpec(6, 32, 2, 6) if kind == "formal-languages" else LSTMSpec(16, 32, 2, 10)
     N, C = n_runs * len(steps), len(steps)
-    ws = [LSTMWeights.init(spec, generator=g) for _ in range(N)]
+    ws = [LSTMWeights.init(rel.spec, generator=g) for _ in range(N)]
     per_inv = math.ceil(n_runs / invocations)
-    runs = np.repeat(np.arange(n_runs) % per_inv, C)
-    step_col = np.tile(np.array(steps), n_runs)
     np.save(path / "parameters.npy", torch.stack([w.flatten() for w in ws]).numpy().astype(np.float32))
-    if kind == "formal-languages":
-        tasks = torch.tensor([[0, *torch.randint(-3, 3, (3,), generator=g).tolist()] for _ in range(n_runs)]).repeat_interleave(C, 0)
-        np.save(path / "tasks.npy", tasks.numpy().astype(np.int64))
-        np.save(path / "sequences.npy", torch.randint(0, 6, (N, 100, 42), generator=g).numpy().astype(np.int16))
-        np.save(path / "logits.npy", torch.log_softmax(torch.randn(N, 100, 41, 6, generator=g), -1).numpy().astype(np.float16))
-        np.save(path / "num_step_correct.npy", np.stack([runs, step_col, torch.randint(0, 1001, (N,), generator=g).numpy()], 1).astype(np.int64))
-    else:
-        np.save(path / "tasks.npy", (torch.rand(n_runs, 1, generator=g, dtype=torch.float64) * 360).repeat_interleave(C, 0).numpy())
-        np.save(path / "sequences.npy", torch.randn(N, 100, 50, 16, generator=g).numpy().astype(np.float16))
-        np.save(path / "logits.npy", torch.randn(N, 100, 50, 10, generator=g).numpy().astype(np.float16))
-        np.save(path / "num_step.npy", np.stack([runs, step_col], 1).astype(np.int64))
-        wd = np.repeat(np.array([0, 0.001, 0.01, 0.1])[torch.randint(0, 4, (n_runs,), generator=g).numpy()], C)
-        acc_loss = np.stack([torch.rand(N, generator=g).numpy(), torch.rand(N, generator=g).numpy() + 0.5, torch.rand(N, generator=g).numpy() + 0.6, wd], 1)
-        np.save(path / "accuracy_losses.npy", acc_loss.astype(np.float64))
+    extra = rel.write_fixture(path, g, n_runs, C, np.repeat(np.arange(n_runs) % per_inv, C), np.tile(np.array(steps), n_runs))
     args = {"seed": -1, "use_cuda": 1, "store": 1, "num_training_runs": per_inv, "rnn_hidden_size": 32, "rnn_num_layers": 2}   # as written
-    if kind == "formal-languages": args.update(num_tokens=4, sequence_length=42, max_n=10, random_seq_prob=0.0, one_hot_input=1)
-    else: args.update(tile_size=4)
-    (path / "args.json").write_text(json.dumps(args))
+    (path / "args.json").write_text(json.dumps({**args, **extra}))
     return ws

@@ -19,17 +19,20 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from fastcore.basics import patch
+
 from ..core import RNNWSError, get_device, make_generator
 from ..lstm import LSTMSpec, LSTMWeights, lstm_forward
 from ..families import InputDomain, Runner, Target, TaskFamily, register_family
 from ..tasks.sequential_mnist import (MNIST_MEAN, MNIST_STD, MNISTImages, angle_criterion, load_mnist, mnist_dir,
                                                    tile_sequences)
-from .format import split_tasks
+from .format import ZooFormatError, split_tasks
+from .official import Release, check_array, check_per_run, first_row, refuse_rows, show_value
 from .train import PAPER_CHECKPOINTS, RunResult
 
 # %% auto #0
 __all__ = ['PRESETS', 'SEQUENTIAL_MNIST_FAMILY', 'SequentialMNISTZooConfig', 'get_preset', 'run_tasks', 'train_run',
-           'train_runs_batched', 'zoo_manifest', 'SequentialMNIST']
+           'train_runs_batched', 'zoo_manifest', 'SequentialMNISTRelease', 'SequentialMNIST']
 
 # %% ../../nbs/14_zoo.sequential_mnist.ipynb #0003f9c7
 @dataclass(frozen=True)
@@ -295,12 +298,112 @@ def zoo_manifest(config: SequentialMNISTZooConfig, # the recipe
                                  "accuracy": "eval accuracy (final position, held-out digits)", "train_loss": "all-position cross-entropy, training digits",
                                  "eval_loss": "all-position cross-entropy, held-out digits", "generalization_gap": "eval_loss - train_loss"}}
 
+# %% ../../nbs/14_zoo.sequential_mnist.ipynb #c1e0c002
+_ACC_COLUMNS = ("eval accuracy", "train loss", "eval loss", "weight decay")
+
+class SequentialMNISTRelease(Release):
+    "The sequential-MNIST zoo as the authors released it (`sequential_mnist_tile_4x4_model_2x32`)."
+    marker = "num_step"
+    files = {"parameters": "f", "sequences": "f", "logits": "f", "tasks": "fiu", "num_step": "iu", "accuracy_losses": "f"}
+    spec = LSTMSpec(16, 32, 2, 10)
+    arg_types = {"tile_size": int}
+    required_args = ("tile_size",)
+    folder = "sequential_mnist_tile_4x4_model_2x32"
+
+    def shapes(self, a: dict, # the arrays by name
+               path: dict, # their files by name
+               N: int, # rows
+              ) -> tuple[int, dict]:
+        "Tile sequences of 16 pixels and raw logits over 10 digits."
+        check_array(path["sequences"], a["sequences"], self.files["sequences"], (N, None, None, self.spec.input_size))
+        R, L, _ = a["sequences"].shape[1:]
+        return L, {"logits": (N, R, L, self.spec.output_size), "tasks": (N, 1), "num_step": (N, 2), "accuracy_losses": (N, 4)}
+
+    def check_rows(self, a: dict, # the arrays by name
+                   path: dict, # their files by name
+                   steps: np.ndarray, # the step file's rows
+                   C: int, # checkpoints per run
+                  ) -> np.ndarray:
+        "Angles in [0, 360), accuracies in [0, 1], finite non-negative losses, one weight decay per run."
+        tasks = np.array(a["tasks"]).astype(np.float64)
+        bad = ~((tasks[:, 0] >= 0) & (tasks[:, 0] < 360))
+        if bad.any(): i = first_row(bad); raise ZooFormatError(f"{path['tasks']}: row {i}: angle {tasks[i, 0]} is not in [0, 360)")
+        al = np.array(a["accuracy_losses"], dtype=np.float64)
+        ok = np.isfinite(al) & (al >= 0)
+        ok[:, 0] &= al[:, 0] <= 1
+        if not ok.all():
+            i, j = np.argwhere(~ok)[0]
+            raise ZooFormatError(f"{path['accuracy_losses']}: row {i}: column {j} ({_ACC_COLUMNS[j]}) is {al[i, j]}, expected "
+                                 + ("a fraction in [0, 1]" if j == 0 else "a finite number >= 0"))
+        check_per_run(path["accuracy_losses"], al[:, 3], C, "weight decay")
+        return tasks
+
+    def check_args(self, args: dict, # args.json
+                   path: Path, # its file
+                   L: int, # the sequences' length
+                  ) -> dict:
+        "The tile size must give the models' 16 inputs."
+        if args["tile_size"] ** 2 != self.spec.input_size:
+            raise ZooFormatError(f"{path}: field 'tile_size' is {show_value(args['tile_size'])}, but the models take {self.spec.input_size} pixels per step")
+        return {}
+
+# %% ../../nbs/14_zoo.sequential_mnist.ipynb #c1e0c0p2
+@patch
+def tasks(self: SequentialMNISTRelease, a: dict, # the arrays by name
+          C: int, # checkpoints per run
+          n_runs: int, # runs
+         ) -> tuple[list, list[int], list[float]]:
+    "One angle per run; OOD by angle."
+    angles = np.asarray(a["tasks"][::C, 0], dtype=np.float64)
+    return angles.tolist(), list(range(n_runs)), angle_criterion(torch.tensor(angles)).tolist()
+
+@patch
+def metadata(self: SequentialMNISTRelease, a: dict, # the arrays by name
+             rows: slice, # the rows
+            ) -> dict[str, list]:
+    "Angle, weight decay, accuracy, losses and the generalisation gap."
+    al, ang = np.asarray(a["accuracy_losses"][rows], dtype=np.float64), np.asarray(a["tasks"][rows, 0], dtype=np.float64)
+    return dict(task=ang.tolist(), angle=ang.tolist(), weight_decay=al[:, 3].tolist(), accuracy=al[:, 0].tolist(),
+                train_loss=al[:, 1].tolist(), eval_loss=al[:, 2].tolist(), generalization_gap=(al[:, 2] - al[:, 1]).tolist())
+
+@patch
+def rollouts(self: SequentialMNISTRelease, r: dict, # what `read_official` returned
+             rows, # a slice or an index array
+            ) -> dict[str, Tensor]:
+    "Inputs as released; the raw logits turned into log-probabilities."
+    a = r["arrays"]
+    with np.errstate(over="ignore", invalid="ignore"):
+        inputs, logits = np.array(a["sequences"][rows], dtype=np.float16), np.array(a["logits"][rows], dtype=np.float32)
+    refuse_rows(r, "sequences", rows, ~np.isfinite(inputs), "holds NaN or infinite inputs")
+    refuse_rows(r, "logits", rows, ~np.isfinite(logits), "holds NaN or infinite logits")
+    return {"inputs": torch.from_numpy(inputs), "log_probs": torch.log_softmax(torch.from_numpy(logits), -1).half()}   # raw logits in the release
+
+@patch
+def write_fixture(self: SequentialMNISTRelease, path: Path, # the folder
+                  g: torch.Generator, # the random source
+                  n_runs: int, # runs
+                  C: int, # checkpoints per run
+                  run_ids: np.ndarray, # the released run id of every row
+                  step_col: np.ndarray, # the step of every row
+                 ) -> dict:
+    "Random angles, tiles, logits, step ids and the accuracy and loss table."
+    N = n_runs * C
+    np.save(path / "tasks.npy", (torch.rand(n_runs, 1, generator=g, dtype=torch.float64) * 360).repeat_interleave(C, 0).numpy())
+    np.save(path / "sequences.npy", torch.randn(N, 100, 50, 16, generator=g).numpy().astype(np.float16))
+    np.save(path / "logits.npy", torch.randn(N, 100, 50, 10, generator=g).numpy().astype(np.float16))
+    np.save(path / "num_step.npy", np.stack([run_ids, step_col], 1).astype(np.int64))
+    wd = np.repeat(np.array([0, 0.001, 0.01, 0.1])[torch.randint(0, 4, (n_runs,), generator=g).numpy()], C)
+    acc = np.stack([torch.rand(N, generator=g).numpy(), torch.rand(N, generator=g).numpy() + 0.5, torch.rand(N, generator=g).numpy() + 0.6, wd], 1)
+    np.save(path / "accuracy_losses.npy", acc.astype(np.float64))
+    return {"tile_size": 4}
+
 # %% ../../nbs/14_zoo.sequential_mnist.ipynb #b3c972e8
 class SequentialMNIST(TaskFamily):
     "Rotated, tiled sequential MNIST: 4×4 tiles of a rotated digit, one per step; the digit is read at the last step."
     name = SequentialMNISTZooConfig.kind
     description = "rotated sequential MNIST (4x4 tiles), digit classification; one rotation angle per task"
     output_kind = "label"
+    release = SequentialMNISTRelease()  # how the authors released its zoos (`zoo.official`)
     recipe = SequentialMNISTZooConfig
     # the paper's Table 2 (validation emulation loss, 15 seeds: bootstrapped mean and 95% CI), from `paper.md` §6
     paper_emulation = {"layerwise-stats": (0.039, 0.038, 0.039), "flat": (0.024, 0.024, 0.024), "param-transformer": (0.067, 0.067, 0.067),

@@ -22,17 +22,20 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from fastcore.basics import patch
+
 from ..core import RNNWSError, get_device, make_generator, set_threads, worker_pool
 from ..families import InputDomain, Runner, Target, TaskFamily, get_family, register_family
 from ..lstm import LSTMSpec, LSTMWeights, lstm_forward, lstm_step
 from ..tasks.formal_languages import FORMAL_LANGUAGES, FormalLanguageFamily, task_entropy, task_name
 from ..distributed import DistInfo, all_gather_objects, barrier, broadcast_object, process_group, shard
-from .format import Zoo, ZooWriter, split_tasks, write_shard_files
+from .format import Zoo, ZooFormatError, ZooWriter, split_tasks, write_shard_files
+from .official import Release, check_array, first_row, refuse_rows, show_value
 
 # %% auto #0
 __all__ = ['PAPER_CHECKPOINTS', 'PRESETS', 'FORMAL_LANGUAGES_FAMILY', 'FormalLanguageZooConfig', 'get_preset', 'assign_tasks',
            'sample_autoregressive', 'RunResult', 'train_run', 'train_runs_batched', 'zoo_manifest', 'build_zoo',
-           'FormalLanguages']
+           'FormalLanguagesRelease', 'FormalLanguages']
 
 # %% ../../nbs/13_zoo.train.ipynb #1ecf64ea
 @dataclass(frozen=True)
@@ -447,6 +450,102 @@ def _build(config, out: Path, build: dict, info: DistInfo, dev: torch.device, wo
     barrier()
     return Zoo(out, allow_incomplete=True)
 
+# %% ../../nbs/13_zoo.train.ipynb #b1e0c002
+class FormalLanguagesRelease(Release):
+    "The formal-language zoo as the authors released it (`formal_languages_tokens_4_length_42_2x32`)."
+    marker = "num_step_correct"
+    files = {"parameters": "f", "sequences": "iu", "logits": "f", "tasks": "iu", "num_step_correct": "iu"}
+    spec = LSTMSpec(6, 32, 2, 6)
+    arg_types = {"num_tokens": int, "sequence_length": int, "max_n": int, "random_seq_prob": float, "one_hot_input": int}
+    required_args = ("num_tokens", "sequence_length", "one_hot_input")
+    folder = "formal_languages_tokens_4_length_42_2x32"
+
+    def shapes(self, a: dict, # the arrays by name
+               path: dict, # their files by name
+               N: int, # rows
+              ) -> tuple[int, dict]:
+        "Token sequences (BOS first) and log-softmax logits over the 6 tokens."
+        check_array(path["sequences"], a["sequences"], self.files["sequences"], (N, None, None))
+        R, L = a["sequences"].shape[1:]
+        if L < 2: raise ZooFormatError(f"{path['sequences']}: sequences of length {L}, expected BOS and at least one token")
+        V = self.spec.output_size
+        return L, {"logits": (N, R, L - 1, V), "tasks": (N, V - 2), "num_step_correct": (N, 3)}
+
+    def check_rows(self, a: dict, # the arrays by name
+                   path: dict, # their files by name
+                   steps: np.ndarray, # the step file's rows
+                   C: int, # checkpoints per run
+                  ) -> np.ndarray:
+        "Offset vectors (d_0 = 0, the others in the family's offsets) and counts of correct samples in 0-1000."
+        tasks, offsets = np.array(a["tasks"]), FORMAL_LANGUAGES.offsets
+        bad = (tasks[:, 0] != 0) | ~np.isin(tasks[:, 1:], offsets).all(1)
+        if bad.any():
+            i = first_row(bad)
+            raise ZooFormatError(f"{path['tasks']}: row {i}: task {tasks[i].tolist()} is not an offset vector (d_0 = 0, the others in {list(offsets)})")
+        correct = steps[:, 2]
+        bad = (correct < 0) | (correct > 1000)
+        if bad.any():
+            i = first_row(bad)
+            raise ZooFormatError(f"{path['num_step_correct']}: row {i}: column 2 (correct samples of 1000) is {correct[i]}, expected 0-1000")
+        return tasks
+
+    def check_args(self, args: dict, # args.json
+                   path: Path, # its file
+                   L: int, # the sequences' length
+                  ) -> dict:
+        "One-hot inputs; the alphabet and the sequence length must match the arrays."
+        if args["one_hot_input"] <= 0:
+            raise ZooFormatError(f"{path}: field 'one_hot_input' is {show_value(args['one_hot_input'])}, but the models take one-hot inputs")
+        return {"num_tokens": (self.spec.output_size - 2, "the models' alphabet size"),
+                "sequence_length": (L, "the length of the sequences in sequences.npy")}
+
+# %% ../../nbs/13_zoo.train.ipynb #b1e0c0p2
+@patch
+def tasks(self: FormalLanguagesRelease, a: dict, # the arrays by name
+          C: int, # checkpoints per run
+          n_runs: int, # runs
+         ) -> tuple[list, list[int], list[float]]:
+    "The distinct offset vectors, sorted; OOD by task entropy."
+    task_rows = np.asarray(a["tasks"][::C]).astype(np.int64).tolist()                   # one task per run
+    tasks = sorted({tuple(t) for t in task_rows})
+    return [list(t) for t in tasks], [tasks.index(tuple(t)) for t in task_rows], task_entropy(torch.tensor(tasks)).tolist()
+
+@patch
+def metadata(self: FormalLanguagesRelease, a: dict, # the arrays by name
+             rows: slice, # the rows
+            ) -> dict[str, list]:
+    "The offsets, and the authors' count-only accuracy."
+    return {"task": np.asarray(a["tasks"][rows]).astype(np.int64).tolist(),
+            "official_accuracy": (np.asarray(a["num_step_correct"][rows, 2]) / 1000).tolist()}
+
+@patch
+def rollouts(self: FormalLanguagesRelease, r: dict, # what `read_official` returned
+             rows, # a slice or an index array
+            ) -> dict[str, Tensor]:
+    "Tokens (uint8) and log-probabilities as released."
+    a, V = r["arrays"], self.spec.output_size
+    tokens, lp = np.array(a["sequences"][rows], dtype=np.int64), np.array(a["logits"][rows], dtype=np.float16)
+    refuse_rows(r, "sequences", rows, (tokens < 0) | (tokens >= V), f"holds token ids outside 0-{V - 1}")
+    refuse_rows(r, "logits", rows, np.isnan(lp) | (lp == np.inf), "holds NaN or +inf log-probabilities")
+    return {"tokens": torch.from_numpy(tokens.astype(np.uint8)), "log_probs": torch.from_numpy(lp)}
+
+@patch
+def write_fixture(self: FormalLanguagesRelease, path: Path, # the folder
+                  g: torch.Generator, # the random source
+                  n_runs: int, # runs
+                  C: int, # checkpoints per run
+                  run_ids: np.ndarray, # the released run id of every row
+                  step_col: np.ndarray, # the step of every row
+                 ) -> dict:
+    "Random offsets, tokens, log-probabilities and counts."
+    N = n_runs * C
+    tasks = torch.tensor([[0, *torch.randint(-3, 3, (3,), generator=g).tolist()] for _ in range(n_runs)]).repeat_interleave(C, 0)
+    np.save(path / "tasks.npy", tasks.numpy().astype(np.int64))
+    np.save(path / "sequences.npy", torch.randint(0, 6, (N, 100, 42), generator=g).numpy().astype(np.int16))
+    np.save(path / "logits.npy", torch.log_softmax(torch.randn(N, 100, 41, 6, generator=g), -1).numpy().astype(np.float16))
+    np.save(path / "num_step_correct.npy", np.stack([run_ids, step_col, torch.randint(0, 1001, (N,), generator=g).numpy()], 1).astype(np.int64))
+    return {"num_tokens": 4, "sequence_length": 42, "max_n": 10, "random_seq_prob": 0.0, "one_hot_input": 1}
+
 # %% ../../nbs/13_zoo.train.ipynb #6429e709
 def _task_offsets(md: pd.DataFrame) -> np.ndarray:
     t = np.array(md["task"].tolist())                      # [n, 4]: (0, m_b, m_c, m_d)
@@ -463,6 +562,7 @@ class FormalLanguages(TaskFamily):
     name = FormalLanguageZooConfig.kind
     description = "formal languages a^n b^(n+m_b) c^(n+m_c) d^(n+m_d), next-token prediction"
     output_kind = "next-token"
+    release = FormalLanguagesRelease()  # how the authors released its zoos (`zoo.official`)
     recipe = FormalLanguageZooConfig
     # the paper's Table 2 (validation emulation loss, 15 seeds: bootstrapped mean and 95% CI), from `paper.md` §6
     paper_emulation = {"layerwise-stats": (0.051, 0.050, 0.053), "flat": (0.045, 0.045, 0.046), "param-transformer": (0.043, 0.042, 0.044),
