@@ -21,7 +21,7 @@ import torch
 from .core import RNNWSError, Terminated, atomic_write, check_writable, get_device, sigterm_as_interrupt
 
 # %% auto #0
-__all__ = ['zoo_build', 'zoo_merge', 'zoo_info', 'zoo_import', 'encoders_list', 'train_cmd', 'embed_cmd', 'reproduce_cmd', 'main']
+__all__ = ['main', 'zoo_build', 'zoo_merge', 'zoo_import', 'zoo_info', 'encoders_list', 'train_cmd', 'embed_cmd', 'reproduce_cmd']
 
 # %% ../nbs/90_cli.ipynb #dd1f7739
 def _default_workers() -> int:
@@ -53,9 +53,14 @@ def _buildable() -> list[str]:
     from rnn_weightspace.families import task_families
     return [name for name, f in task_families().items() if f.recipe is not None]
 
-def _parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="rnnws", description="rnn_weightspace: model zoos of RNNs and learning on their weights.")
-    sub = p.add_subparsers(dest="group", required=True)
+def _device(name: str | None) -> torch.device:
+    "The `--device` flag through `get_device` (unset: `$RNNWS_DEVICE`, else cuda, mps, cpu); errors name the flag."
+    try: return get_device(name)
+    except RNNWSError as e: raise RNNWSError(f"--device: {e}") from None
+
+# %% ../nbs/90_cli.ipynb #537e299a
+def _add_zoo_commands(sub) -> None:
+    "The `rnnws zoo ...` commands: build, merge, import-official, info."
     zoo = sub.add_parser("zoo", help="build and inspect model zoos").add_subparsers(dest="command", required=True)
     b = zoo.add_parser("build", help="train a model zoo")
     b.add_argument("family", choices=_buildable(), help="task family")
@@ -91,6 +96,10 @@ def _parser() -> argparse.ArgumentParser:
                    help="check every file's SHA-256 and every weight (default; --no-verify skips it, for huge zoos on slow disks)")
     i.add_argument("--plot", type=Path, help="write the accuracy-vs-step figure to this file (png, pdf, svg)")
     i.add_argument("--overwrite", action="store_true", help="replace the --plot file if it exists")
+
+# %% ../nbs/90_cli.ipynb #537e299b
+def _add_model_commands(sub) -> None:
+    "The commands on encoders and studies: encoders, train, embed, reproduce."
     e = sub.add_parser("encoders", help="list the weight encoders with their sizes and invariances")
     g = e.add_mutually_exclusive_group()
     g.add_argument("--zoo", type=Path, help="a zoo folder: its models' architecture and inputs")
@@ -134,7 +143,43 @@ def _parser() -> argparse.ArgumentParser:
                    "with its other hyper-parameters, and extrapolates its time")
     r.add_argument("--zoo-runs", type=_COUNT, default=None, help="runs per zoo (default: the preset's)")
     r.add_argument("--encoders", default=None, help="comma-separated encoders (default: the paper's six, our variants and weight-blind)")
+
+# %% ../nbs/90_cli.ipynb #537e299e
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="rnnws", description="rnn_weightspace: model zoos of RNNs and learning on their weights.")
+    sub = p.add_subparsers(dest="group", required=True)
+    _add_zoo_commands(sub)
+    _add_model_commands(sub)
     return p
+
+# %% ../nbs/90_cli.ipynb #1747b985
+_KEPT = {  # what an interrupted command leaves, and how to go on
+    "build": "the finished shards are kept: continue with --resume",
+    "train": "the last checkpoint is kept: continue with --resume",
+    "reproduce": "finished stages and runs are kept: run the same command again to continue",
+}
+
+def main(argv: Sequence[str] | None = None, # arguments (default: `sys.argv[1:]`)
+        ) -> int:
+    "Entry point of the `rnnws` console script; returns the exit status."
+    args = _parser().parse_args(argv)
+    try:
+        with sigterm_as_interrupt():                  # SIGTERM (kill, timeout, a scheduler's limit) stops like Ctrl-C
+            if args.group == "encoders": return encoders_list(args)
+            if args.group == "train": return train_cmd(args)
+            if args.group == "embed": return embed_cmd(args)
+            if args.group == "reproduce": return reproduce_cmd(args)
+            return {"build": zoo_build, "merge": zoo_merge, "info": zoo_info, "import-official": zoo_import}[args.command](args)
+    except RNNWSError as e:
+        print(f"rnnws: error: {e}", file=sys.stderr)
+        return 2
+    except OSError as e:                               # the system refused a file operation: say which file, in one line
+        print(f"rnnws: error: {e.filename + ': ' if e.filename else ''}{e.strerror or e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt as e:
+        how = "terminated" if isinstance(e, Terminated) else "interrupted"
+        print(f"rnnws: {how}; {_KEPT.get(args.command if args.group == 'zoo' else args.group, 'nothing was written')}", file=sys.stderr)
+        return 143 if isinstance(e, Terminated) else 130
 
 # %% ../nbs/90_cli.ipynb #26c580d2
 def _load_config(args):
@@ -185,6 +230,7 @@ def zoo_build(args, # the parsed command line
     if info.is_main: print(zoo)
     return 0
 
+# %% ../nbs/90_cli.ipynb #4c1eb046
 def zoo_merge(args, # the parsed command line
              ) -> int:
     "Run `rnnws zoo merge`: combine zoos built separately into one; returns the exit status."
@@ -193,6 +239,17 @@ def zoo_merge(args, # the parsed command line
     print(merge_zoos(args.sources, args.out, runs_per_shard=args.runs_per_shard, splits_from=args.splits_from, progress=not args.no_progress))
     return 0
 
+# %% ../nbs/90_cli.ipynb #040a6cba
+def zoo_import(args, # the parsed command line
+              ) -> int:
+    "Run `rnnws zoo import-official`: convert a zoo released with the paper into this library's format."
+    from rnn_weightspace.zoo.official import import_official
+    if args.runs_per_shard < 1: raise RNNWSError("--runs-per-shard must be a positive integer")
+    check_writable(args.out, name=f"--out {args.out}")
+    print(import_official(args.src, args.out, runs_per_shard=args.runs_per_shard))
+    return 0
+
+# %% ../nbs/90_cli.ipynb #17a305af
 def zoo_info(args, # the parsed command line
             ) -> int:
     "Run `rnnws zoo info`: verify a zoo (unless --no-verify), print its summary and optionally plot its accuracy."
@@ -215,15 +272,7 @@ def zoo_info(args, # the parsed command line
         print(f"  wrote {args.plot}")
     return 0
 
-def zoo_import(args, # the parsed command line
-              ) -> int:
-    "Run `rnnws zoo import-official`: convert a zoo released with the paper into this library's format."
-    from rnn_weightspace.zoo.official import import_official
-    if args.runs_per_shard < 1: raise RNNWSError("--runs-per-shard must be a positive integer")
-    check_writable(args.out, name=f"--out {args.out}")
-    print(import_official(args.src, args.out, runs_per_shard=args.runs_per_shard))
-    return 0
-
+# %% ../nbs/90_cli.ipynb #d8e9a53f
 def _family_models(name: str):
     "A task family's models at its paper preset (else its first): their spec and input domain."
     from rnn_weightspace.families import get_family
@@ -250,11 +299,7 @@ def encoders_list(args, # the parsed command line
         print(f"  {r['encoder']:<26} {'paper' if r['paper'] else 'ours':<6} {r['family']:<14} {r['parameters']:>11,}  {inv}")
     return 0
 
-def _device(name: str | None) -> torch.device:
-    "The `--device` flag through `get_device` (unset: `$RNNWS_DEVICE`, else cuda, mps, cpu); errors name the flag."
-    try: return get_device(name)
-    except RNNWSError as e: raise RNNWSError(f"--device: {e}") from None
-
+# %% ../nbs/90_cli.ipynb #ec993127
 def train_cmd(args, # the parsed command line
              ) -> int:
     "Run `rnnws train`: train an encoder by emulation on a zoo; returns the exit status."
@@ -285,6 +330,7 @@ def train_cmd(args, # the parsed command line
     if info.is_main: print(run)
     return 0
 
+# %% ../nbs/90_cli.ipynb #5a9ba524
 def embed_cmd(args, # the parsed command line
              ) -> int:
     "Run `rnnws embed`: embed every checkpoint of a zoo with a trained encoder and save them."
@@ -297,6 +343,7 @@ def embed_cmd(args, # the parsed command line
     print(f"wrote the embeddings of every checkpoint to {path}")
     return 0
 
+# %% ../nbs/90_cli.ipynb #24e39062
 def reproduce_cmd(args, # the parsed command line
                  ) -> int:
     "Run `rnnws reproduce`: run the whole study and write its report; returns the exit status."
@@ -324,34 +371,6 @@ def reproduce_cmd(args, # the parsed command line
     report = reproduce(args.out, args.preset, device=device, log=lambda s: print(s, file=sys.stderr, flush=True), **over)
     print(f"report: {report}")
     return 0
-
-_KEPT = {  # what an interrupted command leaves, and how to go on
-    "build": "the finished shards are kept: continue with --resume",
-    "train": "the last checkpoint is kept: continue with --resume",
-    "reproduce": "finished stages and runs are kept: run the same command again to continue",
-}
-
-def main(argv: Sequence[str] | None = None, # arguments (default: `sys.argv[1:]`)
-        ) -> int:
-    "Entry point of the `rnnws` console script; returns the exit status."
-    args = _parser().parse_args(argv)
-    try:
-        with sigterm_as_interrupt():                  # SIGTERM (kill, timeout, a scheduler's limit) stops like Ctrl-C
-            if args.group == "encoders": return encoders_list(args)
-            if args.group == "train": return train_cmd(args)
-            if args.group == "embed": return embed_cmd(args)
-            if args.group == "reproduce": return reproduce_cmd(args)
-            return {"build": zoo_build, "merge": zoo_merge, "info": zoo_info, "import-official": zoo_import}[args.command](args)
-    except RNNWSError as e:
-        print(f"rnnws: error: {e}", file=sys.stderr)
-        return 2
-    except OSError as e:                               # the system refused a file operation: say which file, in one line
-        print(f"rnnws: error: {e.filename + ': ' if e.filename else ''}{e.strerror or e}", file=sys.stderr)
-        return 2
-    except KeyboardInterrupt as e:
-        how = "terminated" if isinstance(e, Terminated) else "interrupted"
-        print(f"rnnws: {how}; {_KEPT.get(args.command if args.group == 'zoo' else args.group, 'nothing was written')}", file=sys.stderr)
-        return 143 if isinstance(e, Terminated) else 130
 
 # %% ../nbs/90_cli.ipynb #971b19d9
 if __name__ == "__main__": sys.exit(main())  # `python -m rnn_weightspace.cli ...` (e.g. under torchrun)

@@ -107,6 +107,7 @@ def target_loss(target: Target, # what is predicted (its kind, heads and loss)
         return sum(F.cross_entropy(h, labels[:, i]) for i, h in enumerate(heads))
     return F.mse_loss(out, labels)
 
+# %% ../nbs/40_evaluation.ipynb #dd5300d4
 @dataclass
 class Predictor:
     "A fitted predictor: the network, the standardisation of its inputs (and of a regression target), its epochs."
@@ -125,6 +126,7 @@ class Predictor:
         out = self.net((torch.as_tensor(X, dtype=torch.float32) - self.x_mean) / self.x_std)
         return (out * self.y_std + self.y_mean).numpy()
 
+# %% ../nbs/40_evaluation.ipynb #2044a7fc
 def _train_predictor(target: Target, X: np.ndarray, y: np.ndarray, hidden: Sequence[int], epochs: int, lr: float,
                      weight_decay: float, seed: int, held_out: tuple[np.ndarray, np.ndarray] | None = None,
                     ) -> tuple[Predictor, list[float]]:
@@ -342,6 +344,7 @@ class _SupervisedFit:
                for i in range(0, len(view), batch_size)]
         return torch.cat(out) * self.y_std + self.y_mean
 
+# %% ../nbs/40_evaluation.ipynb #b206d812
 @forks_rng
 def _fit_supervised(zoo: Zoo, encoder: str, t: Target, size: str, max_steps: int, lr: float, batch_size: int, seed: int,
                     device: torch.device, eval_every: int, patience: int) -> _SupervisedFit:
@@ -387,6 +390,7 @@ def _fit_supervised(zoo: Zoo, encoder: str, t: Target, size: str, max_steps: int
     enc.eval(); head.eval()
     return res
 
+# %% ../nbs/40_evaluation.ipynb #ab4523fe
 def train_supervised(zoo: Zoo, # the whole zoo (trains on the `fit` view of `downstream_views`, stops early on `val`)
                      encoder: str, # a registry name
                      target: str, # a name from `targets_for(zoo)`

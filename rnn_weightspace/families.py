@@ -16,6 +16,8 @@ import numpy as np
 import pandas as pd
 from torch import Tensor
 
+from fastcore.basics import patch
+
 from .core import RNNWSError
 
 # %% auto #0
@@ -174,34 +176,38 @@ class TaskFamily:
         if len(manifest.get("checkpoint_steps", [])) > 1: out["step"] = Target.step(len(manifest["checkpoint_steps"]))
         return out
 
-    def oracle_features(self, view, # a zoo (or a view) with stored rollouts
-                        batch_size: int = 256, # checkpoints read at a time
-                       ) -> np.ndarray | None:
-        "Privileged summary statistics of each checkpoint's stored rollouts `[len(view), F]` (None: no oracle row)."
-        return None
+# %% ../nbs/09_families.ipynb #760447bc
+@patch
+def oracle_features(self: TaskFamily, view, # a zoo (or a view) with stored rollouts
+                    batch_size: int = 256, # checkpoints read at a time
+                   ) -> np.ndarray | None:
+    "Privileged summary statistics of each checkpoint's stored rollouts `[len(view), F]` (None: no oracle row)."
+    return None
 
-    def task_scorer(self, view, # the checkpoints to score (a zoo or a view)
-                    n_samples: int = 200, # inputs (strings, digits, ...) per model
-                    seed: int = 0, # seeds the inputs: every model of a row gets the same ones
-                    device="cpu", # where the models run
-                   ) -> Callable[[Runner, np.ndarray, int], Tensor]:
-        "A function `(models, rows, batch_start) -> accuracy [b]` scoring models on the task of the checkpoints `rows` of `view`."
-        raise RNNWSError(f"task family {self.name!r} defines no task accuracy (TaskFamily.task_scorer), so its models cannot be cloned")
+@patch
+def task_scorer(self: TaskFamily, view, # the checkpoints to score (a zoo or a view)
+                n_samples: int = 200, # inputs (strings, digits, ...) per model
+                seed: int = 0, # seeds the inputs: every model of a row gets the same ones
+                device="cpu", # where the models run
+               ) -> Callable[[Runner, np.ndarray, int], Tensor]:
+    "A function `(models, rows, batch_start) -> accuracy [b]` scoring models on the task of the checkpoints `rows` of `view`."
+    raise RNNWSError(f"task family {self.name!r} defines no task accuracy (TaskFamily.task_scorer), so its models cannot be cloned")
 
-    @property
-    def can_clone(self) -> bool:
-        "Whether its models can be cloned: the family defines `task_scorer`."
-        return type(self).task_scorer is not TaskFamily.task_scorer
+@patch(as_prop=True)
+def can_clone(self: TaskFamily) -> bool:
+    "Whether its models can be cloned: the family defines `task_scorer`."
+    return type(self).task_scorer is not TaskFamily.task_scorer
 
-    def embedding_colours(self, metadata: pd.DataFrame, # the embedded checkpoints' metadata
-                         ) -> list[tuple[np.ndarray, str, str]]:
-        "What embedding figures colour points by: `(values, label, colormap)` per panel."
-        tasks = metadata["task"].map(json.dumps)
-        out = [(pd.factorize(tasks, sort=True)[0].astype(float), "task", "tab10")]
-        if "accuracy" in metadata: out.append((metadata["accuracy"].to_numpy(np.float64), "accuracy", "magma"))
-        return out
+@patch
+def embedding_colours(self: TaskFamily, metadata: pd.DataFrame, # the embedded checkpoints' metadata
+                     ) -> list[tuple[np.ndarray, str, str]]:
+    "What embedding figures colour points by: `(values, label, colormap)` per panel."
+    tasks = metadata["task"].map(json.dumps)
+    out = [(pd.factorize(tasks, sort=True)[0].astype(float), "task", "tab10")]
+    if "accuracy" in metadata: out.append((metadata["accuracy"].to_numpy(np.float64), "accuracy", "magma"))
+    return out
 
-# %% ../nbs/09_families.ipynb #2e40ea24
+# %% ../nbs/09_families.ipynb #1604488b
 _FAMILIES: dict[str, TaskFamily] = {}
 _BUILTIN_MODULES = ("rnn_weightspace.zoo.train", "rnn_weightspace.zoo.sequential_mnist")  # they register the built-in families
 _loaded = False

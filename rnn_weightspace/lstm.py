@@ -203,6 +203,7 @@ def reshape(self: LSTMWeights, *batch_shape: int) -> LSTMWeights:
     n = len(self.batch_shape)
     return self.map(lambda t: t.reshape(*batch_shape, *t.shape[n:]))
 
+# %% ../nbs/01_lstm.ipynb #a729a42e
 @patch(cls_method=True)
 def stack(cls: LSTMWeights, weights: Sequence[LSTMWeights], dim: int = 0) -> LSTMWeights:
     "Stack containers with the same spec and batch shape along a new batch dimension `dim`."

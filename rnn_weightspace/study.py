@@ -66,6 +66,21 @@ class StudyConfig:
         "The fields as a JSON-serialisable dict."
         return asdict(self)
 
+# %% ../nbs/41_study.ipynb #9bd023d1
+STUDY_PRESETS = {
+    "tiny": StudyConfig(),
+    "small": StudyConfig(preset="small", zoo_preset="small", train_preset="small",
+                         train_overrides={"steps": 1200, "lr": 1e-3, "eval_every": 300}, seeds=3, predictor_seeds=2, predictors=("mlp",),
+                         supervised_steps=1000, supervised_eval_every=25, supervised_patience=6, supervised_size="small",
+                         supervised_targets=("task", "angle")),
+    "paper": StudyConfig(preset="paper", zoo_preset="paper", train_preset="paper", seeds=5, predictor_seeds=3,
+                         supervised_steps=5000, supervised_size="paper"),
+}
+
+# The paper's Table 2 (validation emulation loss, 15 seeds, bootstrapped mean and 95% CI), kept by each family
+PAPER_EMULATION = {kind: get_family(kind).paper_emulation for kind in _paper_kinds()}
+
+# %% ../nbs/41_study.ipynb #d0949556
 def _steps(n: int, f: float, least: int = 1) -> int: return max(least, round(n * f))
 
 def _scale_zoo(z, f: float):
@@ -87,19 +102,6 @@ def _supervised_encoders(cfg: StudyConfig) -> list[str]:
 
 def _supervised_targets(cfg: StudyConfig, zoo: Zoo) -> list[str]:
     return [t for t in targets_for(zoo) if cfg.supervised_targets is None or t in cfg.supervised_targets]
-
-STUDY_PRESETS = {
-    "tiny": StudyConfig(),
-    "small": StudyConfig(preset="small", zoo_preset="small", train_preset="small",
-                         train_overrides={"steps": 1200, "lr": 1e-3, "eval_every": 300}, seeds=3, predictor_seeds=2, predictors=("mlp",),
-                         supervised_steps=1000, supervised_eval_every=25, supervised_patience=6, supervised_size="small",
-                         supervised_targets=("task", "angle")),
-    "paper": StudyConfig(preset="paper", zoo_preset="paper", train_preset="paper", seeds=5, predictor_seeds=3,
-                         supervised_steps=5000, supervised_size="paper"),
-}
-
-# The paper's Table 2 (validation emulation loss, 15 seeds, bootstrapped mean and 95% CI), kept by each family
-PAPER_EMULATION = {kind: get_family(kind).paper_emulation for kind in _paper_kinds()}
 
 # %% ../nbs/41_study.ipynb #00649fc4
 def _stage(out: Path, name: str, fn, log) -> float:
@@ -247,6 +249,7 @@ def emulation_summary(emu: pd.DataFrame, # per run: `encoder`, `seed`, `val`, `o
     df.index.name = "encoder"
     return df
 
+# %% ../nbs/41_study.ipynb #f0b9e942
 def ordering(a: Sequence[float], # one value per seed of the first encoder
              b: Sequence[float], # ... of the second
              level: float = 0.95, # coverage of the two intervals
@@ -256,6 +259,7 @@ def ordering(a: Sequence[float], # one value per seed of the first encoder
     if not all(np.isfinite([la, ha, lb, hb])): return "overlap"
     return "below" if ha < lb else "above" if la > hb else "overlap"
 
+# %% ../nbs/41_study.ipynb #e4ef1b06
 def _claims(encoders: Sequence[str]) -> list[tuple[str, str, str]]:
     "`(question, a, b)` pairs a study answers, for the encoders it ran."
     have = set(encoders)
@@ -314,6 +318,7 @@ def plot_learning_curves(curves: pd.DataFrame, # from `learning_curves`
     fig.tight_layout()
     return fig
 
+# %% ../nbs/41_study.ipynb #351083e3
 def _save(fig, path: Path):
     import matplotlib.pyplot as plt
     fig.savefig(path, dpi=120, bbox_inches="tight"); plt.close(fig)
@@ -331,6 +336,7 @@ def _bar_figure(path: Path, summary: pd.DataFrame, title: str, ylabel: str):
     ax.set_xticks(x, [_label(e) for e in summary.index], rotation=35, ha="right"); ax.set_ylabel(ylabel); ax.set_title(title)
     _save(fig, path)
 
+# %% ../nbs/41_study.ipynb #9662941c
 PARTS = {"encoder.probe_generator": "E_I (probe generator)", "encoder.reader": "E_O (reader)", "encoder.aggregator": "E_R (aggregator)",
          "encoder.readout": "readout", "emulator": "emulator"}
 
@@ -441,6 +447,7 @@ def _supervised_steps(sup: pd.DataFrame) -> pd.DataFrame:
     df.index.name = "baseline → target"
     return df
 
+# %% ../nbs/41_study.ipynb #ad5e8d8b
 def _kind_section(out: Path, cfg: StudyConfig, kind: str) -> list[str]:
     "The report's section on one zoo kind (and its figures and summary CSVs, written on the way)."
     import matplotlib
@@ -504,6 +511,7 @@ def _kind_section(out: Path, cfg: StudyConfig, kind: str) -> list[str]:
     L += [f"- `{e}`: " + ", ".join(f"[{p.stem}]({p.relative_to(out)})" for p in sorted(runs[e][0].glob('*.png'))) for e in cfg.encoders]
     return L + [""]
 
+# %% ../nbs/41_study.ipynb #2347ee3e
 def write_report(out: str | Path, # the study folder (its results/ are read; report.md and figures/ written)
                  cfg: StudyConfig, # the study's config
                  timings: dict[str, float], # seconds per stage, for the report's time table

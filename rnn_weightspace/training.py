@@ -104,17 +104,20 @@ class TrainConfig:
         for f in ("encoder_kwargs", "emulator_kwargs"):
             if not isinstance(getattr(self, f), dict): raise bad(f, "must be a dict")
 
-    def to_dict(self) -> dict:
-        "The fields as a JSON-serialisable dict."
-        return asdict(self)
+# %% ../nbs/31_training.ipynb #92dc2968
+@patch
+def to_dict(self: TrainConfig) -> dict:
+    "The fields as a JSON-serialisable dict."
+    return asdict(self)
 
-    @classmethod
-    def from_dict(cls, d: dict) -> TrainConfig:
-        "A config from a dict (e.g. a run's `config.json`); unknown fields are an error."
-        known = {f.name for f in fields(cls)}
-        if unknown := sorted(set(d) - known): raise RNNWSError(f"unknown train config fields {unknown}; the fields are {sorted(known)}")
-        return cls(**d)
+@patch(cls_method=True)
+def from_dict(cls: TrainConfig, d: dict) -> TrainConfig:
+    "A config from a dict (e.g. a run's `config.json`); unknown fields are an error."
+    known = {f.name for f in fields(cls)}
+    if unknown := sorted(set(d) - known): raise RNNWSError(f"unknown train config fields {unknown}; the fields are {sorted(known)}")
+    return cls(**d)
 
+# %% ../nbs/31_training.ipynb #d27695a6
 TRAIN_PRESETS = {
     "paper": TrainConfig(preset="paper"),
     "small": TrainConfig(size="small", steps=3000, lr=1e-3, batch_size=32, eval_every=250, eval_models=300, preset="small"),
@@ -298,6 +301,7 @@ def _load_state(module: nn.Module | torch.optim.Optimizer, state: dict, path: Pa
     except (RuntimeError, ValueError, KeyError, TypeError, AttributeError) as e:
         raise RNNWSError(f"{path}: its {part} does not fit this run's {part} ({_gist(e)})") from None
 
+# %% ../nbs/31_training.ipynb #a20bb540
 def _write_metrics(path: Path, lines: list[dict]) -> None:
     with atomic_write(path, "w") as f:
         for r in lines: f.write(json.dumps(r) + "\n")
@@ -332,6 +336,7 @@ def _read_run_info(folder: Path) -> tuple[dict, TrainConfig]:
     except TypeError as e: raise RNNWSError(f"{f}: field 'config' is not a train config ({_gist(e)})") from None
     return info, config
 
+# %% ../nbs/31_training.ipynb #2cac66d1
 def _zoo_fingerprint(zoo: Zoo) -> str:
     "A short hash of what `zoo` holds: its manifest's identity, every shard file's SHA-256 (else its folder), and the rows of a view."
     m = zoo.manifest
@@ -340,6 +345,16 @@ def _zoo_fingerprint(zoo: Zoo) -> str:
     if not ident["files"]: ident["root"] = str(Path(zoo.root).resolve())          # no checksums (a released zoo opened in place)
     ident["rows"] = hashlib.sha256(np.asarray(zoo.rows, dtype=np.int64).tobytes()).hexdigest()
     return hashlib.sha256(json.dumps(ident, sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+def _check_same_zoo(f: Path, saved: dict, now: dict) -> None:
+    "A resumed run must train on the zoo it started with: the same fingerprint (runs that predate fingerprints: the same folder)."
+    same = saved["fingerprint"] == now["fingerprint"] if "fingerprint" in saved else saved["path"] == now["path"]
+    if same: return
+    if saved["path"] == now["path"]:
+        raise RNNWSError(f"{f}: the run was started on another version or selection of zoo {now['path']} "
+                         f"(fingerprint {saved['fingerprint']}, now {now['fingerprint']}); resume on the zoo the run started with")
+    raise RNNWSError(f"{f}: the run was started on zoo {saved['path']} ({saved.get('name')}), not on {now['path']} ({now['name']}); "
+                     f"resume with --zoo {saved['path']} (the zoo it started with)")
 
 # %% ../nbs/31_training.ipynb #8c379917
 class Run:
@@ -395,73 +410,33 @@ class Run:
             raise RNNWSError(f"the run was trained on {self.info['zoo']['model_spec']} models, the zoo has {zoo.spec.to_dict()}")
         return zoo
 
-    def plot_losses(self,
-                    ax=None, # a matplotlib axes to draw on (None: a new figure)
-                    title: str | None = None, # default: the encoder and its size
-                   ):
-        "Learning curves: the training loss, and the val and OOD losses with their 95% CIs."
-        df = self.metrics
-        if ax is None:
-            import matplotlib.pyplot as plt
-            _, ax = plt.subplots(figsize=(6, 3.5))
-        for split, color in (("train", "0.6"), ("val", "C0"), ("ood", "C3")):
-            d = df[df.split == split]
-            if not len(d): continue
-            ax.plot(d.step, d.loss, color=color, label=split, lw=1 if split == "train" else 1.5, marker=None if split == "train" else ".")
-            if split != "train": ax.fill_between(d.step, d.ci_low, d.ci_high, color=color, alpha=0.2)
-        ax.set_xlabel("step"); ax.set_ylabel(f"emulation loss ({self.config.divergence})"); ax.legend()
-        ax.set_title(title or f"{self.config.encoder} ({self.config.size})")
-        return ax.figure
-
     def __repr__(self) -> str:
         df, c = self.metrics, self.config
         ev = df[df.split == "val"] if len(df) else df
         best = f", best val {ev.loss.min():.4f} at step {int(ev.loc[ev.loss.idxmin(), 'step'])}" if len(ev) else ""
         return f"Run {self.path.name}: {c.encoder} ({c.size}) on {self.info['zoo'].get('name')}, step {self.step}/{c.steps}{best}"
 
-# %% ../nbs/31_training.ipynb #cf79a505
-@forks_rng
-def train(zoo: Zoo | str | Path, # the zoo (or its folder) to train on: its train split; val and OOD for evaluation
-          config: TrainConfig, # the run's config
-          out: str | Path, # the run folder (created; must be new unless `resume`)
-          device: str | torch.device | None = None, # default: CUDA if available (under torchrun: this rank's GPU)
-          resume: bool = False, # continue the run in `out` from its last checkpoint
-          progress: bool = True, # a progress bar (step, loss, ETA)
-          max_steps: int | None = None, # stop after this many steps of this call (a budget; the run stays resumable)
-          figures: bool = True, # when the run ends, write its figures into the folder (`save_figures`)
-          distributed: bool | None = None, # None: data parallel when torchrun started several processes; True: require it; False: never
-         ) -> Run:
-    "Train `config.encoder` with an emulator on `zoo`; returns the run."
-    out, device = Path(out), get_device(device)
-    group = process_group(device, required=bool(distributed)) if distributed is not False else nullcontext((DistInfo(), device))
-    with group as (dist, device):
-        # everything that can be checked is checked before anything is created: a run that fails here leaves no trace
-        _on_main(dist, lambda: _check_out(out, resume))
-        if config.batch_size % dist.world_size:
-            raise RNNWSError(f"batch_size={config.batch_size} must be divisible by the number of processes ({dist.world_size}): "
-                             "every rank takes an equal share of each batch")
-        if config.amp and torch.device(device).type != "cuda":
-            raise RNNWSError("amp (bfloat16 autocast) is a CUDA option; the CPU runs in float32")
-        zoo = zoo if isinstance(zoo, Zoo) else Zoo(zoo)
-        fingerprint = _zoo_fingerprint(zoo)
-        view = zoo
-        if config.min_checkpoint_step:
-            view = zoo.select(zoo.metadata.step.to_numpy() >= config.min_checkpoint_step)
-            if not len(view):
-                raise RNNWSError(f"no checkpoint of {zoo.root} is at step {config.min_checkpoint_step} or later (min_checkpoint_step)")
-        if len(view.split("train")) == 0: raise RNNWSError(f"zoo {zoo.root} has no checkpoints in its train split")
-        stored = min((v.shape[1] for v in view.split("train").rollouts[[0]].values()), default=0)   # rollouts per checkpoint
-        for f in ("rollouts_per_model", "eval_rollouts"):
-            if (n := getattr(config, f)) > stored:
-                raise RNNWSError(f"train config field {f!r} is {n} but zoo {zoo.root} stores {stored} rollouts per checkpoint")
-        models = build_models(config, view)
-        with ExitStack() as stack:
-            if dist.is_main:
-                try: stack.enter_context(folder_lock(out, "training run"))
-                except OSError as e: raise RNNWSError(f"{out}: cannot create the run folder ({e.strerror})") from None
-            _on_main(dist, lambda: _check_out(out, resume))                          # again, now that the folder is ours
-            return _train(zoo, view, fingerprint, models, config, out, device, resume, progress, max_steps, figures, dist)
+# %% ../nbs/31_training.ipynb #05c4c907
+@patch
+def plot_losses(self: Run,
+                ax=None, # a matplotlib axes to draw on (None: a new figure)
+                title: str | None = None, # default: the encoder and its size
+               ):
+    "Learning curves: the training loss, and the val and OOD losses with their 95% CIs."
+    df = self.metrics
+    if ax is None:
+        import matplotlib.pyplot as plt
+        _, ax = plt.subplots(figsize=(6, 3.5))
+    for split, color in (("train", "0.6"), ("val", "C0"), ("ood", "C3")):
+        d = df[df.split == split]
+        if not len(d): continue
+        ax.plot(d.step, d.loss, color=color, label=split, lw=1 if split == "train" else 1.5, marker=None if split == "train" else ".")
+        if split != "train": ax.fill_between(d.step, d.ci_low, d.ci_high, color=color, alpha=0.2)
+    ax.set_xlabel("step"); ax.set_ylabel(f"emulation loss ({self.config.divergence})"); ax.legend()
+    ax.set_title(title or f"{self.config.encoder} ({self.config.size})")
+    return ax.figure
 
+# %% ../nbs/31_training.ipynb #0dcf0809
 def _on_main(dist: DistInfo, check) -> None:
     "Run `check` on rank 0 and raise its `RNNWSError` on every rank (under torchrun all ranks stop together)."
     err = None
@@ -505,16 +480,20 @@ def _check_out(out: Path, # the run folder
     elif state == "other": raise RNNWSError(f"{out} already exists and is not a run folder ({why}); choose a new folder")
     return state
 
-def _check_same_zoo(f: Path, saved: dict, now: dict) -> None:
-    "A resumed run must train on the zoo it started with: the same fingerprint (runs that predate fingerprints: the same folder)."
-    same = saved["fingerprint"] == now["fingerprint"] if "fingerprint" in saved else saved["path"] == now["path"]
-    if same: return
-    if saved["path"] == now["path"]:
-        raise RNNWSError(f"{f}: the run was started on another version or selection of zoo {now['path']} "
-                         f"(fingerprint {saved['fingerprint']}, now {now['fingerprint']}); resume on the zoo the run started with")
-    raise RNNWSError(f"{f}: the run was started on zoo {saved['path']} ({saved.get('name')}), not on {now['path']} ({now['name']}); "
-                     f"resume with --zoo {saved['path']} (the zoo it started with)")
+# %% ../nbs/31_training.ipynb #792521a3
+def _progress(it, total: int, initial: int):
+    from tqdm.auto import tqdm
+    return tqdm(it, total=total, initial=initial, desc="train", unit="step", dynamic_ncols=True)
 
+def _writing(path: Path, write, step: int | None = None) -> None:
+    "Run `write()` (which writes `path`); an `OSError` (disk full, permissions) becomes one line that says what is kept."
+    try: write()
+    except OSError as e:
+        kept = (f"; stopped at step {step}, the last good checkpoint is kept: make room, then continue with --resume (resume=True)"
+                if step is not None else "")
+        raise RNNWSError(f"{path}: cannot write it ({e.strerror or e}){kept}") from None
+
+# %% ../nbs/31_training.ipynb #59497e48
 def _train(full, zoo, fingerprint, models, config, out, device, resume, progress, max_steps, figures, dist: DistInfo) -> Run:
     out, device, main = Path(out), torch.device(device), dist.is_main
     ck_dir = out / "checkpoints"
@@ -626,17 +605,48 @@ def _train(full, zoo, fingerprint, models, config, out, device, resume, progress
     barrier()
     return run
 
-def _progress(it, total: int, initial: int):
-    from tqdm.auto import tqdm
-    return tqdm(it, total=total, initial=initial, desc="train", unit="step", dynamic_ncols=True)
-
-def _writing(path: Path, write, step: int | None = None) -> None:
-    "Run `write()` (which writes `path`); an `OSError` (disk full, permissions) becomes one line that says what is kept."
-    try: write()
-    except OSError as e:
-        kept = (f"; stopped at step {step}, the last good checkpoint is kept: make room, then continue with --resume (resume=True)"
-                if step is not None else "")
-        raise RNNWSError(f"{path}: cannot write it ({e.strerror or e}){kept}") from None
+# %% ../nbs/31_training.ipynb #cf79a505
+@forks_rng
+def train(zoo: Zoo | str | Path, # the zoo (or its folder) to train on: its train split; val and OOD for evaluation
+          config: TrainConfig, # the run's config
+          out: str | Path, # the run folder (created; must be new unless `resume`)
+          device: str | torch.device | None = None, # default: CUDA if available (under torchrun: this rank's GPU)
+          resume: bool = False, # continue the run in `out` from its last checkpoint
+          progress: bool = True, # a progress bar (step, loss, ETA)
+          max_steps: int | None = None, # stop after this many steps of this call (a budget; the run stays resumable)
+          figures: bool = True, # when the run ends, write its figures into the folder (`save_figures`)
+          distributed: bool | None = None, # None: data parallel when torchrun started several processes; True: require it; False: never
+         ) -> Run:
+    "Train `config.encoder` with an emulator on `zoo`; returns the run."
+    out, device = Path(out), get_device(device)
+    group = process_group(device, required=bool(distributed)) if distributed is not False else nullcontext((DistInfo(), device))
+    with group as (dist, device):
+        # everything that can be checked is checked before anything is created: a run that fails here leaves no trace
+        _on_main(dist, lambda: _check_out(out, resume))
+        if config.batch_size % dist.world_size:
+            raise RNNWSError(f"batch_size={config.batch_size} must be divisible by the number of processes ({dist.world_size}): "
+                             "every rank takes an equal share of each batch")
+        if config.amp and torch.device(device).type != "cuda":
+            raise RNNWSError("amp (bfloat16 autocast) is a CUDA option; the CPU runs in float32")
+        zoo = zoo if isinstance(zoo, Zoo) else Zoo(zoo)
+        fingerprint = _zoo_fingerprint(zoo)
+        view = zoo
+        if config.min_checkpoint_step:
+            view = zoo.select(zoo.metadata.step.to_numpy() >= config.min_checkpoint_step)
+            if not len(view):
+                raise RNNWSError(f"no checkpoint of {zoo.root} is at step {config.min_checkpoint_step} or later (min_checkpoint_step)")
+        if len(view.split("train")) == 0: raise RNNWSError(f"zoo {zoo.root} has no checkpoints in its train split")
+        stored = min((v.shape[1] for v in view.split("train").rollouts[[0]].values()), default=0)   # rollouts per checkpoint
+        for f in ("rollouts_per_model", "eval_rollouts"):
+            if (n := getattr(config, f)) > stored:
+                raise RNNWSError(f"train config field {f!r} is {n} but zoo {zoo.root} stores {stored} rollouts per checkpoint")
+        models = build_models(config, view)
+        with ExitStack() as stack:
+            if dist.is_main:
+                try: stack.enter_context(folder_lock(out, "training run"))
+                except OSError as e: raise RNNWSError(f"{out}: cannot create the run folder ({e.strerror})") from None
+            _on_main(dist, lambda: _check_out(out, resume))                          # again, now that the folder is ours
+            return _train(zoo, view, fingerprint, models, config, out, device, resume, progress, max_steps, figures, dist)
 
 # %% ../nbs/31_training.ipynb #3592b88c
 @patch
@@ -721,6 +731,7 @@ def _distributions_figure(enc, emu, view: Zoo, domain: InputDomain, n: int = 3):
     fig.tight_layout()
     return fig
 
+# %% ../nbs/31_training.ipynb #4ba02801
 def save_figures(run: Run, # the trained run (figures go into its folder)
                  zoo: Zoo | str | Path | None = None, # the zoo it trained on (default: the path in config.json)
                  which: str = "best", # checkpoint of the run: "best" (lowest val loss) or "last"

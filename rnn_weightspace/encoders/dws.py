@@ -14,6 +14,8 @@ from typing import Callable, ClassVar
 import torch
 from torch import Tensor, nn
 
+from fastcore.basics import patch
+
 from ..core import RNNWSError
 from .base import InputDomain, WeightEncoder, mlp
 from ..lstm import LSTMSpec, LSTMWeights
@@ -123,67 +125,69 @@ class NPLSTMLayer(nn.Module):
         A = torch.cat([self.weight[n] for n in names], 1)                      # [K, len(names) * C_out]
         return dict(zip(names, (t @ A).split(self.c_out, -1)))
 
-    def forward(self,
-                x: DWSFeatures, # `C_in` channels in every tensor
-                pool: bool = False, # return only the mean of every output tensor (the encoder's pooling), not the outputs
-               ) -> DWSFeatures | Tensor: # `C_out` channels in every tensor; with `pool`, `[M, (4L+2) C_out]`
-        "The equivariant linear map; with `pool`, the means of its outputs over their non-channel axes, in the released order."
-        L = x.num_layers
-        if L != self.spec.num_layers or x.channels != self.c_in:
-            raise RNNWSError(f"NPLSTMLayer was built for {self.spec} with {self.c_in} channels, got {x!r}")
-        wi, wh, bi, bh = list(x.wi), list(x.wh), list(x.bi), list(x.bh)
-        wo, bo = x.wo, x.bo
-        if self.io_embeddings:
-            wi[0] = wi[0] + self.embed_in                                      # [M, H, I, C] + [I, C]
-            wo = wo + self.embed_wo[:, None]                                   # [M, O, H, C] + [O, 1, C]
-            bo = bo + self.embed_bo                                            # [M, O, C] + [O, C]
-        wi, bi = wi + [wo], bi + [bo]                                          # the readout is the last "i2h" layer, l = L
-        # the released names: a "row mean" (mean over the rows) is indexed by the columns, a "column mean" by the rows
-        mean = lambda t, d: t.sum(d).mul_(1 / t.shape[d])                      # backward: a broadcast view
-        ri, ci = [mean(t, 1) for t in wi], [mean(t, 2) for t in wi]            # [M, in_l, C], [M, H (O for l = L), C]
-        rh, ch = [mean(t, 1) for t in wh], [mean(t, 2) for t in wh]            # [M, H, C] each
-        # the global vector: the mean of every weight, then of every bias, each in the order i2h, h2h by layer, readout
-        w_means = [m for l in range(L) for m in (ri[l].mean(1), rh[l].mean(1))] + [ri[L].mean(1)]  # [M, C] each
-        b_means = [m for l in range(L) for m in (bi[l].mean(1), bh[l].mean(1))] + [bi[L].mean(1)]
-        G = torch.cat(w_means + b_means, -1)                                   # [M, (4L+2) C]
-        # the pooled vectors each broadcast term reads, exactly the released lists (concatenated along channels)
-        cat = lambda ts: torch.cat(ts, -1)
-        i_cols = [ri[0]] + [cat([ri[l], ci[l - 1], bi[l - 1], ch[l - 1], bh[l - 1], rh[l - 1]]) for l in range(1, L + 1)]
-        i_rows = [cat([ci[l], bi[l], ch[l], bh[l], rh[l], ri[l + 1]]) for l in range(L)] + [cat([ci[L], bi[L]])]
-        h_cols = [cat([rh[l], ch[l], bh[l], ci[l], bi[l]]) for l in range(L)]                             # [M, H, 5C]
-        h_rows = [cat([ch[l], bh[l], rh[l]] + ([ri[l + 1]] if l < L - 1 else [])) for l in range(L)]       # [M, H, 4C | 3C]
-        # every map of a pooled vector, batched by input: [M, C_out] (glob), [M, cols, C_out] or [M, rows, C_out]
-        names_w = [f"wi{l}" for l in range(L)] + ["wo"]
-        names_b = [f"bi{l}" for l in range(L)] + ["bo"]
-        h = self._mix([n for n in self.weight if n.endswith("_glob")], G)
-        for l in range(L + 1):
-            h |= self._mix([f"{names_w[l]}_cols"], i_cols[l]) | self._mix([f"{names_w[l]}_rows", f"{names_b[l]}_rows"], i_rows[l])
+# %% ../../nbs/24_encoders.dws.ipynb #72b490f7
+@patch
+def forward(self: NPLSTMLayer,
+            x: DWSFeatures, # `C_in` channels in every tensor
+            pool: bool = False, # return only the mean of every output tensor (the encoder's pooling), not the outputs
+           ) -> DWSFeatures | Tensor: # `C_out` channels in every tensor; with `pool`, `[M, (4L+2) C_out]`
+    "The equivariant linear map; with `pool`, the means of its outputs over their non-channel axes, in the released order."
+    L = x.num_layers
+    if L != self.spec.num_layers or x.channels != self.c_in:
+        raise RNNWSError(f"NPLSTMLayer was built for {self.spec} with {self.c_in} channels, got {x!r}")
+    wi, wh, bi, bh = list(x.wi), list(x.wh), list(x.bi), list(x.bh)
+    wo, bo = x.wo, x.bo
+    if self.io_embeddings:
+        wi[0] = wi[0] + self.embed_in                                      # [M, H, I, C] + [I, C]
+        wo = wo + self.embed_wo[:, None]                                   # [M, O, H, C] + [O, 1, C]
+        bo = bo + self.embed_bo                                            # [M, O, C] + [O, C]
+    wi, bi = wi + [wo], bi + [bo]                                          # the readout is the last "i2h" layer, l = L
+    # the released names: a "row mean" (mean over the rows) is indexed by the columns, a "column mean" by the rows
+    mean = lambda t, d: t.sum(d).mul_(1 / t.shape[d])                      # backward: a broadcast view
+    ri, ci = [mean(t, 1) for t in wi], [mean(t, 2) for t in wi]            # [M, in_l, C], [M, H (O for l = L), C]
+    rh, ch = [mean(t, 1) for t in wh], [mean(t, 2) for t in wh]            # [M, H, C] each
+    # the global vector: the mean of every weight, then of every bias, each in the order i2h, h2h by layer, readout
+    w_means = [m for l in range(L) for m in (ri[l].mean(1), rh[l].mean(1))] + [ri[L].mean(1)]  # [M, C] each
+    b_means = [m for l in range(L) for m in (bi[l].mean(1), bh[l].mean(1))] + [bi[L].mean(1)]
+    G = torch.cat(w_means + b_means, -1)                                   # [M, (4L+2) C]
+    # the pooled vectors each broadcast term reads, exactly the released lists (concatenated along channels)
+    cat = lambda ts: torch.cat(ts, -1)
+    i_cols = [ri[0]] + [cat([ri[l], ci[l - 1], bi[l - 1], ch[l - 1], bh[l - 1], rh[l - 1]]) for l in range(1, L + 1)]
+    i_rows = [cat([ci[l], bi[l], ch[l], bh[l], rh[l], ri[l + 1]]) for l in range(L)] + [cat([ci[L], bi[L]])]
+    h_cols = [cat([rh[l], ch[l], bh[l], ci[l], bi[l]]) for l in range(L)]                             # [M, H, 5C]
+    h_rows = [cat([ch[l], bh[l], rh[l]] + ([ri[l + 1]] if l < L - 1 else [])) for l in range(L)]       # [M, H, 4C | 3C]
+    # every map of a pooled vector, batched by input: [M, C_out] (glob), [M, cols, C_out] or [M, rows, C_out]
+    names_w = [f"wi{l}" for l in range(L)] + ["wo"]
+    names_b = [f"bi{l}" for l in range(L)] + ["bo"]
+    h = self._mix([n for n in self.weight if n.endswith("_glob")], G)
+    for l in range(L + 1):
+        h |= self._mix([f"{names_w[l]}_cols"], i_cols[l]) | self._mix([f"{names_w[l]}_rows", f"{names_b[l]}_rows"], i_rows[l])
+    for l in range(L):
+        h |= self._mix([f"wh{l}_cols"], h_cols[l]) | self._mix([f"wh{l}_rows", f"bh{l}_rows"], h_rows[l])
+    # the global term and the biases of all the terms of an output, summed: [M, 1, C_out]
+    const = {out: (h[f"{out}_glob"] + sum(self.bias[f"{out}_{t}"] for t, _ in terms))[:, None]
+             for out, terms in _np_terms(L).items()}
+    if pool:                                                               # a mean of a map is the map of the mean
+        def pooled(out, W_mean):
+            z = const[out][:, 0] + h[f"{out}_rows"].mean(1)                # [M, C_out]
+            if W_mean is not None: z = z + W_mean @ self.weight[f"{out}_self"] + h[f"{out}_cols"].mean(1)
+            return z
+        parts = []
         for l in range(L):
-            h |= self._mix([f"wh{l}_cols"], h_cols[l]) | self._mix([f"wh{l}_rows", f"bh{l}_rows"], h_rows[l])
-        # the global term and the biases of all the terms of an output, summed: [M, 1, C_out]
-        const = {out: (h[f"{out}_glob"] + sum(self.bias[f"{out}_{t}"] for t, _ in terms))[:, None]
-                 for out, terms in _np_terms(L).items()}
-        if pool:                                                               # a mean of a map is the map of the mean
-            def pooled(out, W_mean):
-                z = const[out][:, 0] + h[f"{out}_rows"].mean(1)                # [M, C_out]
-                if W_mean is not None: z = z + W_mean @ self.weight[f"{out}_self"] + h[f"{out}_cols"].mean(1)
-                return z
-            parts = []
-            for l in range(L):
-                parts += [pooled(f"wi{l}", w_means[2 * l]), pooled(f"wh{l}", w_means[2 * l + 1]),
-                          pooled(f"bi{l}", None), pooled(f"bh{l}", None)]
-            return torch.cat(parts + [pooled("wo", w_means[-1]), pooled("bo", None)], -1)  # [M, (4L+2) C_out]
-        def weight_out(out, W):
-            "`W A + (rows term) 1^T + 1 (cols term)^T + constant`, the broadcasts summed in place into the GEMM's output."
-            row = h[f"{out}_rows"] + const[out]                                # [M, rows, C_out]
-            return (W @ self.weight[f"{out}_self"]).add_(row[:, :, None]).add_(h[f"{out}_cols"][:, None])
-        new_wi = [weight_out(f"wi{l}", wi[l]) for l in range(L)]               # [M, H, in_l, C_out]
-        new_wh = [weight_out(f"wh{l}", wh[l]) for l in range(L)]               # [M, H, H, C_out]
-        new_bi = [h[f"bi{l}_rows"] + const[f"bi{l}"] for l in range(L)]        # [M, H, C_out]
-        new_bh = [h[f"bh{l}_rows"] + const[f"bh{l}"] for l in range(L)]        # [M, H, C_out]
-        new_wo = weight_out("wo", wo)                                          # [M, O, H, C_out]
-        new_bo = h["bo_rows"] + const["bo"]                                    # [M, O, C_out]
-        return DWSFeatures(new_wi, new_wh, new_bi, new_bh, new_wo, new_bo)
+            parts += [pooled(f"wi{l}", w_means[2 * l]), pooled(f"wh{l}", w_means[2 * l + 1]),
+                      pooled(f"bi{l}", None), pooled(f"bh{l}", None)]
+        return torch.cat(parts + [pooled("wo", w_means[-1]), pooled("bo", None)], -1)  # [M, (4L+2) C_out]
+    def weight_out(out, W):
+        "`W A + (rows term) 1^T + 1 (cols term)^T + constant`, the broadcasts summed in place into the GEMM's output."
+        row = h[f"{out}_rows"] + const[out]                                # [M, rows, C_out]
+        return (W @ self.weight[f"{out}_self"]).add_(row[:, :, None]).add_(h[f"{out}_cols"][:, None])
+    new_wi = [weight_out(f"wi{l}", wi[l]) for l in range(L)]               # [M, H, in_l, C_out]
+    new_wh = [weight_out(f"wh{l}", wh[l]) for l in range(L)]               # [M, H, H, C_out]
+    new_bi = [h[f"bi{l}_rows"] + const[f"bi{l}"] for l in range(L)]        # [M, H, C_out]
+    new_bh = [h[f"bh{l}_rows"] + const[f"bh{l}"] for l in range(L)]        # [M, H, C_out]
+    new_wo = weight_out("wo", wo)                                          # [M, O, H, C_out]
+    new_bo = h["bo_rows"] + const["bo"]                                    # [M, O, C_out]
+    return DWSFeatures(new_wi, new_wh, new_bi, new_bh, new_wo, new_bo)
 
 # %% ../../nbs/24_encoders.dws.ipynb #de2fac54
 def np_pool(x: DWSFeatures, # the output of the last layer
@@ -278,67 +282,69 @@ class DWSLayer(nn.Module):
         A = torch.cat([self.weight[n] for n in names], 1)                      # [K, len(names) * C_out]
         return dict(zip(names, _channel_map(A, t).split(self.c_out, -1)))
 
-    def forward(self,
-                x: DWSFeatures, # `C_in` channels in every tensor
-               ) -> DWSFeatures:
-        "The equivariant linear map: `C_in` channels in every tensor -> `C_out` channels, the same shapes otherwise."
-        L = x.num_layers
-        if L != self.spec.num_layers or x.channels != self.c_in:
-            raise RNNWSError(f"DWSLayer was built for {self.spec} with {self.c_in} channels, got {x!r}")
-        wi, wo, bo = list(x.wi), x.wo, x.bo
-        if self.io_embeddings:                                                 # parameters stored channels-first
-            wi[0] = wi[0] + self.embed_in.permute(1, 2, 0)                         # [M, H, I, C] + [1, I, C]
-            wo = wo + self.embed_wo.permute(1, 2, 0)                               # [M, O, H, C] + [O, 1, C]
-            bo = bo + self.embed_bo.t()                                            # [M, O, C] + [O, C]
-        # the self maps first: autograd then sums the gradients that reach each input in place (created after the
-        # pooling below, the first two gradients to arrive would be broadcast views, summed into a new full-size tensor)
-        new_wi = [_channel_map(self.weight[f"wi{l}_self"], wi[l]) for l in range(L)]  # [M, H, in_l, C_out]
-        new_wh = [self._recurrent(l, t) for l, t in enumerate(x.wh)]               # [M, H, H, C_out]
-        new_wo = _channel_map(self.weight["wo_self"], wo)                          # [M, O, H, C_out]
-        diag = lambda t: t.diagonal(0, 1, 2).transpose(1, 2)                       # [M, H, H, C] -> [M, H, C] (a view)
-        # the pooled vectors; the means of the big tensors are the means of their row means (one pass over each). A
-        # mean is a sum times 1/n: the backward of a sum is a broadcast view, that of a mean a new full-size tensor
-        mean = lambda t, d: t.sum(d).mul_(1 / t.shape[d])
-        wi_row = [mean(t, 2) for t in wi]                                          # [M, H, C] each
-        wh_row, wh_col, wh_diag = [mean(t, 2) for t in x.wh], [mean(t, 1) for t in x.wh], [diag(t) for t in x.wh]
-        wo_row = mean(wo, 2)                                                       # [M, O, C]
-        reader_col = [mean(wi[l + 1], 1) if l + 1 < L else mean(wo, 1) for l in range(L)]  # columns of H_l: [M, H, C]
-        FH = [torch.cat([wi_row[l], wh_row[l], wh_col[l], wh_diag[l], x.bi[l], x.bh[l], reader_col[l]], -1)
-              for l in range(L)]                                                   # [M, H, 7C] each
-        FIN = mean(wi[0], 1)                                                       # [M, I, C]
-        FOUT = torch.cat([wo_row, bo], -1)                                         # [M, O, 2C]
-        G = torch.cat([t.mean(1) for t in [*wi_row, *wh_row, *x.bi, *x.bh, wo_row, bo, *wh_diag]], -1)  # [M, (5L+2)C]
-        # every map of a pooled vector, batched by input: h[name] is [M, H, C_out], [M, I|O, C_out] or [M, C_out]
-        h = self._mix(["wi0_col"], FIN) | self._mix(["wo_row", "bo_row"], FOUT)
-        h |= self._mix([n for n in self.weight if n.endswith("glob")], G)
-        for l in range(L):
-            h |= self._mix([f"wi{l}_row", f"wh{l}_row", f"wh{l}_col", f"wh{l}_diag", f"bi{l}_row", f"bh{l}_row",
-                            f"wi{l + 1}_col" if l + 1 < L else "wo_col"], FH[l])
-        b = self.bias
-        glob = lambda out: (h[f"{out}_glob"] + b[out])[:, None]                    # [M, 1, C_out]
-
-        # the big outputs are summed in place: one pass over [M, H, H, C_out] per broadcast term instead of one new tensor
-        new_bi, new_bh = [], []
-        for l in range(L):
-            row = h[f"wi{l}_row"] + glob(f"wi{l}")                                 # [M, H, C_out]: globals folded in
-            new_wi[l].add_(row[:, :, None]).add_(h[f"wi{l}_col"][:, None])
-            row = h[f"wh{l}_row"] + glob(f"wh{l}")                                 # [M, H, C_out]
-            new_wh[l].add_(row[:, :, None]).add_(h[f"wh{l}_col"][:, None])
-            d = h[f"wh{l}_diag"] + h[f"wh{l}_diagglob"][:, None] + b[f"wh{l}_diag"]  # [M, H, C_out]
-            i, m = torch.arange(d.shape[1], device=d.device), torch.arange(d.shape[0], device=d.device)[:, None]
-            new_wh[l].index_put_((m, i, i), d.to(new_wh[l].dtype), accumulate=True)  # the diagonal terms (in place on the
-                                                                                   # diagonal view would copy the gradient)
-            new_bi.append(h[f"bi{l}_row"] + glob(f"bi{l}"))                       # [M, H, C_out]
-            new_bh.append(h[f"bh{l}_row"] + glob(f"bh{l}"))                       # [M, H, C_out]
-        row = h["wo_row"] + glob("wo")                                             # [M, O, C_out]
-        new_wo.add_(row[:, :, None]).add_(h["wo_col"][:, None])                    # [M, O, H, C_out]
-        new_bo = h["bo_row"] + glob("bo")                                          # [M, O, C_out]
-        return DWSFeatures(new_wi, new_wh, new_bi, new_bh, new_wo, new_bo)
-
     def _recurrent(self, l: int, X: Tensor) -> Tensor:
         "`A X + At X^T` for `X = W_h^l` `[M, H, H, C_in]`: two GEMMs (one on `[A | At]` is slower), `[M, H, H, C_out]`."
         A, At = self.weight[f"wh{l}_self"].chunk(2, 0)                             # [C_in, C_out] each
         return _channel_map(A, X).add_(_channel_map(At, X).transpose(1, 2))
+
+# %% ../../nbs/24_encoders.dws.ipynb #bec72eb3
+@patch
+def forward(self: DWSLayer,
+            x: DWSFeatures, # `C_in` channels in every tensor
+           ) -> DWSFeatures:
+    "The equivariant linear map: `C_in` channels in every tensor -> `C_out` channels, the same shapes otherwise."
+    L = x.num_layers
+    if L != self.spec.num_layers or x.channels != self.c_in:
+        raise RNNWSError(f"DWSLayer was built for {self.spec} with {self.c_in} channels, got {x!r}")
+    wi, wo, bo = list(x.wi), x.wo, x.bo
+    if self.io_embeddings:                                                 # parameters stored channels-first
+        wi[0] = wi[0] + self.embed_in.permute(1, 2, 0)                         # [M, H, I, C] + [1, I, C]
+        wo = wo + self.embed_wo.permute(1, 2, 0)                               # [M, O, H, C] + [O, 1, C]
+        bo = bo + self.embed_bo.t()                                            # [M, O, C] + [O, C]
+    # the self maps first: autograd then sums the gradients that reach each input in place (created after the
+    # pooling below, the first two gradients to arrive would be broadcast views, summed into a new full-size tensor)
+    new_wi = [_channel_map(self.weight[f"wi{l}_self"], wi[l]) for l in range(L)]  # [M, H, in_l, C_out]
+    new_wh = [self._recurrent(l, t) for l, t in enumerate(x.wh)]               # [M, H, H, C_out]
+    new_wo = _channel_map(self.weight["wo_self"], wo)                          # [M, O, H, C_out]
+    diag = lambda t: t.diagonal(0, 1, 2).transpose(1, 2)                       # [M, H, H, C] -> [M, H, C] (a view)
+    # the pooled vectors; the means of the big tensors are the means of their row means (one pass over each). A
+    # mean is a sum times 1/n: the backward of a sum is a broadcast view, that of a mean a new full-size tensor
+    mean = lambda t, d: t.sum(d).mul_(1 / t.shape[d])
+    wi_row = [mean(t, 2) for t in wi]                                          # [M, H, C] each
+    wh_row, wh_col, wh_diag = [mean(t, 2) for t in x.wh], [mean(t, 1) for t in x.wh], [diag(t) for t in x.wh]
+    wo_row = mean(wo, 2)                                                       # [M, O, C]
+    reader_col = [mean(wi[l + 1], 1) if l + 1 < L else mean(wo, 1) for l in range(L)]  # columns of H_l: [M, H, C]
+    FH = [torch.cat([wi_row[l], wh_row[l], wh_col[l], wh_diag[l], x.bi[l], x.bh[l], reader_col[l]], -1)
+          for l in range(L)]                                                   # [M, H, 7C] each
+    FIN = mean(wi[0], 1)                                                       # [M, I, C]
+    FOUT = torch.cat([wo_row, bo], -1)                                         # [M, O, 2C]
+    G = torch.cat([t.mean(1) for t in [*wi_row, *wh_row, *x.bi, *x.bh, wo_row, bo, *wh_diag]], -1)  # [M, (5L+2)C]
+    # every map of a pooled vector, batched by input: h[name] is [M, H, C_out], [M, I|O, C_out] or [M, C_out]
+    h = self._mix(["wi0_col"], FIN) | self._mix(["wo_row", "bo_row"], FOUT)
+    h |= self._mix([n for n in self.weight if n.endswith("glob")], G)
+    for l in range(L):
+        h |= self._mix([f"wi{l}_row", f"wh{l}_row", f"wh{l}_col", f"wh{l}_diag", f"bi{l}_row", f"bh{l}_row",
+                        f"wi{l + 1}_col" if l + 1 < L else "wo_col"], FH[l])
+    b = self.bias
+    glob = lambda out: (h[f"{out}_glob"] + b[out])[:, None]                    # [M, 1, C_out]
+
+    # the big outputs are summed in place: one pass over [M, H, H, C_out] per broadcast term instead of one new tensor
+    new_bi, new_bh = [], []
+    for l in range(L):
+        row = h[f"wi{l}_row"] + glob(f"wi{l}")                                 # [M, H, C_out]: globals folded in
+        new_wi[l].add_(row[:, :, None]).add_(h[f"wi{l}_col"][:, None])
+        row = h[f"wh{l}_row"] + glob(f"wh{l}")                                 # [M, H, C_out]
+        new_wh[l].add_(row[:, :, None]).add_(h[f"wh{l}_col"][:, None])
+        d = h[f"wh{l}_diag"] + h[f"wh{l}_diagglob"][:, None] + b[f"wh{l}_diag"]  # [M, H, C_out]
+        i, m = torch.arange(d.shape[1], device=d.device), torch.arange(d.shape[0], device=d.device)[:, None]
+        new_wh[l].index_put_((m, i, i), d.to(new_wh[l].dtype), accumulate=True)  # the diagonal terms (in place on the
+                                                                               # diagonal view would copy the gradient)
+        new_bi.append(h[f"bi{l}_row"] + glob(f"bi{l}"))                       # [M, H, C_out]
+        new_bh.append(h[f"bh{l}_row"] + glob(f"bh{l}"))                       # [M, H, C_out]
+    row = h["wo_row"] + glob("wo")                                             # [M, O, C_out]
+    new_wo.add_(row[:, :, None]).add_(h["wo_col"][:, None])                    # [M, O, H, C_out]
+    new_bo = h["bo_row"] + glob("bo")                                          # [M, O, C_out]
+    return DWSFeatures(new_wi, new_wh, new_bi, new_bh, new_wo, new_bo)
 
 # %% ../../nbs/24_encoders.dws.ipynb #3f40883a
 def dws_pool(x: DWSFeatures, # the output of the last DWS layer

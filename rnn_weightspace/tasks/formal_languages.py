@@ -16,6 +16,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from fastcore.basics import patch
+
 # %% auto #0
 __all__ = ['FORMAL_LANGUAGES', 'FormalLanguageFamily', 'task_entropy', 'task_name']
 
@@ -57,85 +59,6 @@ class FormalLanguageFamily:
         weights = len(self.offsets) ** torch.arange(self.n_symbols - 2, -1, -1, device=tasks.device)
         return (digits * weights).sum(-1)
 
-    def n_bounds(self,
-                 tasks: Tensor,  # `[..., K]` offset vectors d
-                ) -> tuple[Tensor, Tensor]:
-        "The range `[n_min, n_max)` of valid n per task, each a LongTensor `[...]`; strings that would not fit are excluded."
-        n_min = (-tasks.min(-1).values).clamp(min=0)
-        # the string has K*n + sum(d) symbols; it and one EOS must fit after the BOS: K*n + sum(d) + 1 <= seq_len - 1
-        n_fit = torch.div(self.seq_len - 2 - tasks.sum(-1), self.n_symbols, rounding_mode="floor")
-        return n_min, (n_fit + 1).clamp(max=self.max_n)
-
-    def strings(self,
-                tasks: Tensor,  # `[..., K]` offset vectors d, broadcast against `n`
-                n: Tensor,  # `[...]` the n of each string
-               ) -> Tensor:
-        "Token sequences `[..., seq_len]`: BOS, $a_0^{n+d_0} \\cdots a_{K-1}^{n+d_{K-1}}$, then EOS padding (truncated if too long)."
-        counts = (tasks + n.unsqueeze(-1)).clamp(min=0)  # [..., K] block lengths
-        ends = counts.cumsum(-1)  # [..., K] where each block ends
-        pos = torch.arange(self.seq_len - 1, device=ends.device)  # [L] positions after the BOS
-        toks = (pos.unsqueeze(-1) >= ends.unsqueeze(-2)).sum(-1)  # [..., L] number of blocks already finished
-        toks = toks.masked_fill(toks == self.n_symbols, self.eos)
-        return torch.cat([torch.full_like(toks[..., :1], self.bos), toks], -1)
-
-    def sample_n(self,
-                 tasks: Tensor,  # `[..., K]` offset vectors d
-                 size: int | Sequence[int],  # how many n to draw per task (an int or a shape)
-                 generator: torch.Generator | None = None,  # source of randomness (the global one if None)
-                ) -> Tensor:
-        "n drawn uniformly from `[n_min, n_max)` for each task, shape `[..., *size]`."
-        size = (size,) if isinstance(size, int) else tuple(size)
-        n_min, n_max = self.n_bounds(tasks)
-        if (n_max <= n_min).any(): raise ValueError("some task has no valid n (seq_len too short for it)")
-        shape = (*n_min.shape, *size)
-        n_min, n_max = (t.view(*t.shape, *(1,) * len(size)) for t in (n_min, n_max))
-        dev = generator.device if generator is not None else tasks.device
-        u = torch.rand(shape, generator=generator, dtype=torch.float64, device=dev).to(tasks.device)
-        n = n_min + (u * (n_max - n_min)).long()
-        return torch.minimum(n, n_max - 1)  # guards against u * range rounding up to range
-
-    def sample(self,
-               tasks: Tensor,  # `[K]` one task (or `[..., K]` several, giving `[..., batch_size, seq_len]`)
-               batch_size: int,  # number of strings per task
-               generator: torch.Generator | None = None,  # source of randomness (the global one if None)
-              ) -> Tensor:
-        "A batch of token sequences `[batch_size, seq_len]` of the language(s) `tasks`, with n uniform in its range."
-        n = self.sample_n(tasks, batch_size, generator)
-        return self.strings(tasks.unsqueeze(-2), n)
-
-    def lm_batch(self,
-                 tokens: Tensor,  # `[..., seq_len]` token sequences
-                ) -> tuple[Tensor, Tensor]:
-        "Teacher-forcing pair: one-hot inputs `[..., seq_len-1, vocab_size]` (float) and next-token targets `[..., seq_len-1]`."
-        return F.one_hot(tokens[..., :-1], self.vocab_size).float(), tokens[..., 1:]
-
-    def is_member(self,
-                  tokens: Tensor,  # `[..., seq_len]` sequences, BOS first (ignored), e.g. sampled from a model
-                  tasks: Tensor,  # `[..., K]` offset vectors d, broadcast against `tokens`
-                 ) -> Tensor:
-        "Whether the string before the first EOS is in $L_d$ (block order, equal offsets and n range all checked), `[...]`."
-        s = tokens[..., 1:]  # [..., L]
-        live = (s == self.eos).cumsum(-1) == 0  # [..., L] positions before the first EOS
-        has_eos = ~live[..., -1]
-        only_symbols = ~(live & ((s < 0) | (s >= self.n_symbols))).any(-1)  # no BOS (or junk) inside the string
-        in_order = ~(live[..., 1:] & (s[..., 1:] < s[..., :-1])).any(-1)  # a*b*c*d*: never step back to an earlier block
-        counts = ((s.unsqueeze(-1) == torch.arange(self.n_symbols, device=s.device)) & live.unsqueeze(-1)).sum(-2)
-        n = counts - tasks  # [..., K] the n each block implies
-        n_min, n_max = self.n_bounds(tasks)
-        same_n = (n == n[..., :1]).all(-1)
-        in_range = (n[..., 0] >= n_min) & (n[..., 0] < n_max)
-        return has_eos & only_symbols & in_order & same_n & in_range
-
-    def official_accept(self,
-                        tokens: Tensor,  # `[..., seq_len]` sequences (not modified)
-                        tasks: Tensor,  # `[..., K]` offset vectors d, broadcast against `tokens`
-                       ) -> Tensor:
-        "The official count-only check: an EOS occurs and the symbol counts before it, minus d, are all equal, `[...]`."
-        live = (tokens == self.eos).cumsum(-1) == 0
-        counts = ((tokens.unsqueeze(-1) == torch.arange(self.n_symbols, device=tokens.device)) & live.unsqueeze(-1)).sum(-2)
-        n = counts - tasks
-        return ~live[..., -1] & (n == n[..., :1]).all(-1)
-
     def decode(self,
                tokens: Tensor,  # `[..., seq_len]` or `[seq_len]` token sequences
               ) -> list[str]:
@@ -150,6 +73,99 @@ class FormalLanguageFamily:
 
 # %% ../../nbs/10_tasks.formal_languages.ipynb #ebc9185e
 FORMAL_LANGUAGES = FormalLanguageFamily()
+
+# %% ../../nbs/10_tasks.formal_languages.ipynb #2f5cc33d
+@patch
+def n_bounds(self: FormalLanguageFamily,
+             tasks: Tensor,  # `[..., K]` offset vectors d
+            ) -> tuple[Tensor, Tensor]:
+    "The range `[n_min, n_max)` of valid n per task, each a LongTensor `[...]`; strings that would not fit are excluded."
+    n_min = (-tasks.min(-1).values).clamp(min=0)
+    # the string has K*n + sum(d) symbols; it and one EOS must fit after the BOS: K*n + sum(d) + 1 <= seq_len - 1
+    n_fit = torch.div(self.seq_len - 2 - tasks.sum(-1), self.n_symbols, rounding_mode="floor")
+    return n_min, (n_fit + 1).clamp(max=self.max_n)
+
+# %% ../../nbs/10_tasks.formal_languages.ipynb #c8fe9e58
+@patch
+def strings(self: FormalLanguageFamily,
+            tasks: Tensor,  # `[..., K]` offset vectors d, broadcast against `n`
+            n: Tensor,  # `[...]` the n of each string
+           ) -> Tensor:
+    "Token sequences `[..., seq_len]`: BOS, $a_0^{n+d_0} \\cdots a_{K-1}^{n+d_{K-1}}$, then EOS padding (truncated if too long)."
+    counts = (tasks + n.unsqueeze(-1)).clamp(min=0)  # [..., K] block lengths
+    ends = counts.cumsum(-1)  # [..., K] where each block ends
+    pos = torch.arange(self.seq_len - 1, device=ends.device)  # [L] positions after the BOS
+    toks = (pos.unsqueeze(-1) >= ends.unsqueeze(-2)).sum(-1)  # [..., L] number of blocks already finished
+    toks = toks.masked_fill(toks == self.n_symbols, self.eos)
+    return torch.cat([torch.full_like(toks[..., :1], self.bos), toks], -1)
+
+# %% ../../nbs/10_tasks.formal_languages.ipynb #30603418
+@patch
+def sample_n(self: FormalLanguageFamily,
+             tasks: Tensor,  # `[..., K]` offset vectors d
+             size: int | Sequence[int],  # how many n to draw per task (an int or a shape)
+             generator: torch.Generator | None = None,  # source of randomness (the global one if None)
+            ) -> Tensor:
+    "n drawn uniformly from `[n_min, n_max)` for each task, shape `[..., *size]`."
+    size = (size,) if isinstance(size, int) else tuple(size)
+    n_min, n_max = self.n_bounds(tasks)
+    if (n_max <= n_min).any(): raise ValueError("some task has no valid n (seq_len too short for it)")
+    shape = (*n_min.shape, *size)
+    n_min, n_max = (t.view(*t.shape, *(1,) * len(size)) for t in (n_min, n_max))
+    dev = generator.device if generator is not None else tasks.device
+    u = torch.rand(shape, generator=generator, dtype=torch.float64, device=dev).to(tasks.device)
+    n = n_min + (u * (n_max - n_min)).long()
+    return torch.minimum(n, n_max - 1)  # guards against u * range rounding up to range
+
+# %% ../../nbs/10_tasks.formal_languages.ipynb #39a3b220
+@patch
+def sample(self: FormalLanguageFamily,
+           tasks: Tensor,  # `[K]` one task (or `[..., K]` several, giving `[..., batch_size, seq_len]`)
+           batch_size: int,  # number of strings per task
+           generator: torch.Generator | None = None,  # source of randomness (the global one if None)
+          ) -> Tensor:
+    "A batch of token sequences `[batch_size, seq_len]` of the language(s) `tasks`, with n uniform in its range."
+    n = self.sample_n(tasks, batch_size, generator)
+    return self.strings(tasks.unsqueeze(-2), n)
+
+# %% ../../nbs/10_tasks.formal_languages.ipynb #00308a07
+@patch
+def lm_batch(self: FormalLanguageFamily,
+             tokens: Tensor,  # `[..., seq_len]` token sequences
+            ) -> tuple[Tensor, Tensor]:
+    "Teacher-forcing pair: one-hot inputs `[..., seq_len-1, vocab_size]` (float) and next-token targets `[..., seq_len-1]`."
+    return F.one_hot(tokens[..., :-1], self.vocab_size).float(), tokens[..., 1:]
+
+# %% ../../nbs/10_tasks.formal_languages.ipynb #0e76a199
+@patch
+def is_member(self: FormalLanguageFamily,
+              tokens: Tensor,  # `[..., seq_len]` sequences, BOS first (ignored), e.g. sampled from a model
+              tasks: Tensor,  # `[..., K]` offset vectors d, broadcast against `tokens`
+             ) -> Tensor:
+    "Whether the string before the first EOS is in $L_d$ (block order, equal offsets and n range all checked), `[...]`."
+    s = tokens[..., 1:]  # [..., L]
+    live = (s == self.eos).cumsum(-1) == 0  # [..., L] positions before the first EOS
+    has_eos = ~live[..., -1]
+    only_symbols = ~(live & ((s < 0) | (s >= self.n_symbols))).any(-1)  # no BOS (or junk) inside the string
+    in_order = ~(live[..., 1:] & (s[..., 1:] < s[..., :-1])).any(-1)  # a*b*c*d*: never step back to an earlier block
+    counts = ((s.unsqueeze(-1) == torch.arange(self.n_symbols, device=s.device)) & live.unsqueeze(-1)).sum(-2)
+    n = counts - tasks  # [..., K] the n each block implies
+    n_min, n_max = self.n_bounds(tasks)
+    same_n = (n == n[..., :1]).all(-1)
+    in_range = (n[..., 0] >= n_min) & (n[..., 0] < n_max)
+    return has_eos & only_symbols & in_order & same_n & in_range
+
+# %% ../../nbs/10_tasks.formal_languages.ipynb #16affa9c
+@patch
+def official_accept(self: FormalLanguageFamily,
+                    tokens: Tensor,  # `[..., seq_len]` sequences (not modified)
+                    tasks: Tensor,  # `[..., K]` offset vectors d, broadcast against `tokens`
+                   ) -> Tensor:
+    "The official count-only check: an EOS occurs and the symbol counts before it, minus d, are all equal, `[...]`."
+    live = (tokens == self.eos).cumsum(-1) == 0
+    counts = ((tokens.unsqueeze(-1) == torch.arange(self.n_symbols, device=tokens.device)) & live.unsqueeze(-1)).sum(-2)
+    n = counts - tasks
+    return ~live[..., -1] & (n == n[..., :1]).all(-1)
 
 # %% ../../nbs/10_tasks.formal_languages.ipynb #b44e7c1c
 def task_entropy(tasks: Tensor,  # `[..., K]` offset vectors d

@@ -104,6 +104,7 @@ def mnist_dir(root: str | Path | None = None, # the folder; None: $RNNWS_MNIST_D
     if env := os.environ.get("RNNWS_MNIST_DIR"): return Path(env).expanduser()
     return Path.home() / ".cache" / "rnn_weightspace" / "mnist"
 
+# %% ../../nbs/11_tasks.sequential_mnist.ipynb #6a3dd91b
 def read_idx(path: str | Path, # an IDX file, plain or gzip-compressed
              ndim: int, # expected dimensions: 3 for images, 1 for labels
             ) -> np.ndarray:
@@ -126,6 +127,7 @@ def read_idx(path: str | Path, # an IDX file, plain or gzip-compressed
                          f"{math.prod(dims):,} ({' x '.join(map(str, dims))})")
     return np.frombuffer(raw, np.uint8, offset=head).reshape(dims).copy()
 
+# %% ../../nbs/11_tasks.sequential_mnist.ipynb #f68af20f
 def _find_train_files(folder: Path) -> tuple[Path, Path] | None:
     "The training images and labels files in `folder` or in torchvision's `folder/MNIST/raw`."
     dirs = (folder, folder / "MNIST" / "raw")

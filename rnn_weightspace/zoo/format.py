@@ -60,6 +60,7 @@ def write_shard_file(path: Path | str, # the file to (over)write atomically
     atomic_write_bytes(path, data)
     return {"bytes": len(data), "sha256": hashlib.sha256(data).hexdigest()}
 
+# %% ../../nbs/12_zoo.format.ipynb #528cf1f9
 def _open_regular(path: Path, what: str = "file"):
     "Open `path` for binary reading if it is a regular file; a FIFO, device or folder is refused (without blocking)."
     try: fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_BINARY", 0))
@@ -83,6 +84,7 @@ def _check_sha256(f, path: Path, sha256: str) -> None:
         raise ZooFormatError(f"{path}: checksum mismatch (file is corrupt); rebuild it or copy it again "
                              "(`rnnws zoo info` checks every file)")
 
+# %% ../../nbs/12_zoo.format.ipynb #e97cf1c2
 def _shard_header(f, path: Path) -> dict[str, tuple[np.dtype, tuple[int, ...], int]]:
     "Parse and check the header of an open safetensors file: dtype, shape and absolute byte offset of every tensor."
     def bad(why): raise ZooFormatError(f"{path}: not a valid safetensors file ({why})") from None
@@ -121,6 +123,7 @@ def _shard_header(f, path: Path) -> dict[str, tuple[np.dtype, tuple[int, ...], i
     if start + end != size: raise ZooFormatError(f"{path}: file is truncated or corrupt ({size} bytes, header says {start + end})")
     return out
 
+# %% ../../nbs/12_zoo.format.ipynb #a64272fc
 def open_shard_file(path: Path | str, # a safetensors file
                     sha256: str | None = None, # its expected SHA-256: checked the first time this process opens the file
                    ) -> dict[str, np.memmap]:
@@ -164,11 +167,6 @@ def downstream_splits(splits: dict[str, list[int]], # output of `split_tasks`
     return {"train": sorted(splits["train"] + moved), "val": list(splits["val"]), "ood": sorted(set(ood) - set(moved))}
 
 # %% ../../nbs/12_zoo.format.ipynb #04076389
-_REQUIRED = ("format", "format_version", "kind", "config", "model_spec", "parameter_layout", "checkpoint_steps",
-             "n_runs", "runs_per_shard", "runs", "tasks", "splits", "shards", "complete")
-_SPEC_FIELDS = ("input_size", "hidden_size", "num_layers", "output_size")
-_MAX_SIZE, _MAX_LAYERS = 1 << 20, 1 << 10  # bounds on a model_spec, checked before anything is computed from it
-
 def _key(task) -> Any:
     "A hashable key for a task as stored in JSON (lists become tuples)."
     return tuple(task) if isinstance(task, list) else task
@@ -183,6 +181,7 @@ def task_splits(manifest: dict, # a zoo manifest (its `tasks` and `splits`)
     "The split of every task of a manifest, keyed by `_key(task)`."
     return {_key(manifest["tasks"][i]): s for s, idx in manifest["splits"].items() for i in idx}
 
+# %% ../../nbs/12_zoo.format.ipynb #c5337a7a
 def _inside(root: Path, rel: str, what: str) -> Path:
     "The file `root / rel`, refused unless it lies inside `root` once every link is followed."
     try: p, r = (root / rel).resolve(), root.resolve()
@@ -205,24 +204,9 @@ def _read_json(path: Path, # a regular file
     except RecursionError: raise ZooFormatError(f"{path}: invalid JSON (nested too deeply)") from None
     except (ValueError, UnicodeDecodeError) as e: raise ZooFormatError(f"{path}: invalid JSON ({e})") from None   # also a 5000-digit number
 
-def read_manifest(path: Path | str, # a zoo folder (or its manifest.json)
-                 ) -> dict[str, Any]:
-    "Load and validate a zoo manifest."
-    path = Path(path)
-    root = path.parent if path.name == MANIFEST_NAME else path
-    mf = root / MANIFEST_NAME
-    if not root.is_dir(): raise ZooFormatError(f"{root}: no such zoo folder")
-    if not mf.exists(): raise ZooFormatError(f"{root}: not a zoo folder (no {MANIFEST_NAME})")
-    if not mf.resolve().is_relative_to(root.resolve()):
-        raise ZooFormatError(f"{mf}: links to a file outside the zoo folder; refusing to read it")
-    m = _read_json(mf, "manifest")
-    if not isinstance(m, dict) or m.get("format") != FORMAT_NAME: raise ZooFormatError(f"{mf}: not an rnn_weightspace zoo manifest")
-    if m.get("format_version") != FORMAT_VERSION:
-        raise ZooFormatError(f"{mf}: format_version {reprlib.repr(m.get('format_version'))} is not supported (this library reads {FORMAT_VERSION})")
-    for k in _REQUIRED:
-        if k not in m: raise ZooFormatError(f"{mf}: missing field {k!r}")
-    _check_manifest(m, root, mf)
-    return m
+# %% ../../nbs/12_zoo.format.ipynb #af7689d0
+_SPEC_FIELDS = ("input_size", "hidden_size", "num_layers", "output_size")
+_MAX_SIZE, _MAX_LAYERS = 1 << 20, 1 << 10  # bounds on a model_spec, checked before anything is computed from it
 
 def _check_manifest(m: dict, root: Path, mf: Path) -> None:
     "Types and consistency of the fields readers rely on; one `ZooFormatError` naming the field otherwise."
@@ -276,6 +260,29 @@ def _check_manifest(m: dict, root: Path, mf: Path) -> None:
         end = m["shards"][-1]["rows"][1] if m["shards"] else 0
         bad("complete", f"is true but the shards hold {end} rows, not n_runs x checkpoints = {n_runs * n_ck}")
 
+# %% ../../nbs/12_zoo.format.ipynb #993f9dd6
+_REQUIRED = ("format", "format_version", "kind", "config", "model_spec", "parameter_layout", "checkpoint_steps",
+             "n_runs", "runs_per_shard", "runs", "tasks", "splits", "shards", "complete")
+
+def read_manifest(path: Path | str, # a zoo folder (or its manifest.json)
+                 ) -> dict[str, Any]:
+    "Load and validate a zoo manifest."
+    path = Path(path)
+    root = path.parent if path.name == MANIFEST_NAME else path
+    mf = root / MANIFEST_NAME
+    if not root.is_dir(): raise ZooFormatError(f"{root}: no such zoo folder")
+    if not mf.exists(): raise ZooFormatError(f"{root}: not a zoo folder (no {MANIFEST_NAME})")
+    if not mf.resolve().is_relative_to(root.resolve()):
+        raise ZooFormatError(f"{mf}: links to a file outside the zoo folder; refusing to read it")
+    m = _read_json(mf, "manifest")
+    if not isinstance(m, dict) or m.get("format") != FORMAT_NAME: raise ZooFormatError(f"{mf}: not an rnn_weightspace zoo manifest")
+    if m.get("format_version") != FORMAT_VERSION:
+        raise ZooFormatError(f"{mf}: format_version {reprlib.repr(m.get('format_version'))} is not supported (this library reads {FORMAT_VERSION})")
+    for k in _REQUIRED:
+        if k not in m: raise ZooFormatError(f"{mf}: missing field {k!r}")
+    _check_manifest(m, root, mf)
+    return m
+
 # %% ../../nbs/12_zoo.format.ipynb #f47d0bce
 class ZooWriter:
     "Create or resume a zoo folder and add shards to it atomically."
@@ -298,38 +305,9 @@ class ZooWriter:
         if not is_zoo: self._save()
         elif not manifest["complete"]: self.adopt_pending()   # shards other processes of an interrupted build finished
 
-    def _resume(self, manifest: dict, resume: bool) -> dict:
-        "Check that the folder holds this build; keep its verified shards."
-        old = read_manifest(self.root)
-        diff = sorted(k for k in set(old) | set(manifest) if k not in ("shards", "complete") and old.get(k) != manifest.get(k))
-        if diff:
-            if "config" in diff:
-                oc, nc = old["config"], manifest["config"]
-                diff = [f"config.{k}" for k in sorted(set(oc) | set(nc)) if oc.get(k) != nc.get(k)] + [d for d in diff if d != "config"]
-            raise RNNWSError(f"{self.root}: holds a different zoo (differs in {', '.join(diff[:5])}); choose another folder (--out)")
-        if not resume and not old["complete"]:
-            raise RNNWSError(f"{self.root}: holds a partial build of this zoo; pass --resume to continue it")
-        for stale in [*self.root.glob(".*.tmp"), *self.root.glob("shards/.*.tmp")]: stale.unlink()  # half-written files
-        manifest["shards"] = self._verified_shards(old)
-        self.dropped = [sh["index"] for sh in old["shards"][len(manifest["shards"]):]]
-        if self.dropped:  # a shard failed its size or checksum: it (and everything after it) is rewritten
-            print(f"note: shard {self.dropped[0]} of {self.root} is missing or corrupt; it and {len(self.dropped) - 1} "
-                  "later shard(s) will be rebuilt", file=sys.stderr)
-        manifest["complete"] = old["complete"] and not self.dropped
-        return manifest
-
     def close(self) -> None:
         "Release the folder (the lock); the zoo on disk is complete up to the last written shard."
         if self._lock is not None: self._lock.release(); self._lock = None
-
-    def _verified_shards(self, old):
-        "The leading shards whose files exist with the recorded checksums; stops at the first bad one."
-        good = []
-        for i, sh in enumerate(old["shards"]):
-            if sh["index"] != i: break
-            if not all(_file_ok(self.root, f) for f in sh["files"].values()): break
-            good.append(sh)
-        return good
 
     @property
     def done_shards(self) -> int: return len(self.manifest["shards"])
@@ -355,37 +333,7 @@ class ZooWriter:
         self.manifest["shards"].append(write_shard_files(self.root, self.manifest, index, weights, rollouts, metadata))
         self.adopt_pending()
 
-    # --- shards written by other processes -----------------------------------------------------------------------
-    def _load_pending(self) -> dict[int, dict]:
-        "Shards that other processes finished (their entries in `shards/*.pending.json`), checked; broken ones are removed."
-        out = {}
-        for f in sorted(self.root.glob(f"shards/*{PENDING_SUFFIX}")):
-            try:
-                entry = _read_json(f, "pending shard entry")
-                ok = entry["index"] >= self.done_shards and entry["runs"] == [self.shard_runs(entry["index"]).start, self.shard_runs(entry["index"]).stop] \
-                     and all(_file_ok(self.root, e) for e in entry["files"].values())
-            except (ZooFormatError, KeyError, TypeError, OSError): ok = False
-            if ok: out[entry["index"]] = entry
-            else: f.unlink()
-        return out
-
-    @property
-    def pending_shards(self) -> set[int]:
-        "Indices of shards finished by other processes but not yet in the manifest (they wait for the shards before them)."
-        return set(self._load_pending())
-
-    def adopt_pending(self) -> int:
-        "Record, in order, the pending shards that continue the manifest; returns how many shards are done."
-        pending = self._load_pending()
-        while self.done_shards in pending:
-            i = self.done_shards
-            self.manifest["shards"].append(pending.pop(i))
-        self.manifest["complete"] = self.done_shards == self.n_shards
-        self._save()
-        for f in self.root.glob(f"shards/*{PENDING_SUFFIX}"):
-            if int(f.name.split(".")[0]) < self.done_shards: f.unlink()
-        return self.done_shards
-
+# %% ../../nbs/12_zoo.format.ipynb #24487d52
 def _file_ok(root: Path, entry: dict) -> bool:
     "Whether the file of a manifest entry is inside `root`, a regular file, and has the recorded size and SHA-256."
     try:
@@ -393,6 +341,38 @@ def _file_ok(root: Path, entry: dict) -> bool:
         with _open_regular(f) as fh: return os.fstat(fh.fileno()).st_size == entry["bytes"] and _sha256_open(fh, f) == entry["sha256"]
     except (ZooFormatError, KeyError, TypeError): return False
 
+@patch
+def _resume(self: ZooWriter, manifest: dict, resume: bool) -> dict:
+    "Check that the folder holds this build; keep its verified shards."
+    old = read_manifest(self.root)
+    diff = sorted(k for k in set(old) | set(manifest) if k not in ("shards", "complete") and old.get(k) != manifest.get(k))
+    if diff:
+        if "config" in diff:
+            oc, nc = old["config"], manifest["config"]
+            diff = [f"config.{k}" for k in sorted(set(oc) | set(nc)) if oc.get(k) != nc.get(k)] + [d for d in diff if d != "config"]
+        raise RNNWSError(f"{self.root}: holds a different zoo (differs in {', '.join(diff[:5])}); choose another folder (--out)")
+    if not resume and not old["complete"]:
+        raise RNNWSError(f"{self.root}: holds a partial build of this zoo; pass --resume to continue it")
+    for stale in [*self.root.glob(".*.tmp"), *self.root.glob("shards/.*.tmp")]: stale.unlink()  # half-written files
+    manifest["shards"] = self._verified_shards(old)
+    self.dropped = [sh["index"] for sh in old["shards"][len(manifest["shards"]):]]
+    if self.dropped:  # a shard failed its size or checksum: it (and everything after it) is rewritten
+        print(f"note: shard {self.dropped[0]} of {self.root} is missing or corrupt; it and {len(self.dropped) - 1} "
+              "later shard(s) will be rebuilt", file=sys.stderr)
+    manifest["complete"] = old["complete"] and not self.dropped
+    return manifest
+
+@patch
+def _verified_shards(self: ZooWriter, old):
+    "The leading shards whose files exist with the recorded checksums; stops at the first bad one."
+    good = []
+    for i, sh in enumerate(old["shards"]):
+        if sh["index"] != i: break
+        if not all(_file_ok(self.root, f) for f in sh["files"].values()): break
+        good.append(sh)
+    return good
+
+# %% ../../nbs/12_zoo.format.ipynb #e562fbfd
 PENDING_SUFFIX = ".pending.json"  # a shard finished by another process, waiting to be recorded in the manifest
 
 def write_shard_files(root: Path | str, # the zoo folder
@@ -421,6 +401,39 @@ def write_shard_files(root: Path | str, # the zoo folder
     if pending: atomic_write_json(root / f"{stem}{PENDING_SUFFIX}", entry)
     return entry
 
+# %% ../../nbs/12_zoo.format.ipynb #cf4143af
+@patch
+def _load_pending(self: ZooWriter) -> dict[int, dict]:
+    "Shards that other processes finished (their entries in `shards/*.pending.json`), checked; broken ones are removed."
+    out = {}
+    for f in sorted(self.root.glob(f"shards/*{PENDING_SUFFIX}")):
+        try:
+            entry = _read_json(f, "pending shard entry")
+            ok = entry["index"] >= self.done_shards and entry["runs"] == [self.shard_runs(entry["index"]).start, self.shard_runs(entry["index"]).stop] \
+                 and all(_file_ok(self.root, e) for e in entry["files"].values())
+        except (ZooFormatError, KeyError, TypeError, OSError): ok = False
+        if ok: out[entry["index"]] = entry
+        else: f.unlink()
+    return out
+
+@patch(as_prop=True)
+def pending_shards(self: ZooWriter) -> set[int]:
+    "Indices of shards finished by other processes but not yet in the manifest (they wait for the shards before them)."
+    return set(self._load_pending())
+
+@patch
+def adopt_pending(self: ZooWriter) -> int:
+    "Record, in order, the pending shards that continue the manifest; returns how many shards are done."
+    pending = self._load_pending()
+    while self.done_shards in pending:
+        i = self.done_shards
+        self.manifest["shards"].append(pending.pop(i))
+    self.manifest["complete"] = self.done_shards == self.n_shards
+    self._save()
+    for f in self.root.glob(f"shards/*{PENDING_SUFFIX}"):
+        if int(f.name.split(".")[0]) < self.done_shards: f.unlink()
+    return self.done_shards
+
 # %% ../../nbs/12_zoo.format.ipynb #2e2e920c
 def _check_tensors(path: Path, # the shard file (named in errors)
                    kind: str, # "weights" or "rollouts"
@@ -442,6 +455,7 @@ def _check_tensors(path: Path, # the shard file (named in errors)
         if len(shape) == 0 or shape[0] != n_rows:
             raise ZooFormatError(f"{path}: tensor {name!r} has {list(shape[:1])} rows, the manifest says {n_rows}")
 
+# %% ../../nbs/12_zoo.format.ipynb #d5901310
 class _Shards:
     "Memory maps of one kind of shard file ('weights' or 'rollouts'), opened (and checksummed) on first use."
     def __init__(self, root: Path, manifest: dict, kind: str, checksums: bool = True):
@@ -499,6 +513,7 @@ class _Shards:
         lens = {mm.shape[1] if mm.ndim >= 2 else None for mm in self.maps(0).values()} if self.shards else set()
         return lens.pop() if len(lens) == 1 else None
 
+# %% ../../nbs/12_zoo.format.ipynb #796e01eb
 def _first_nonfinite(tensors: dict[str, Tensor | np.ndarray]) -> tuple[int, str] | None:
     "Position of the first row holding NaN or Inf (and the first tensor where it does), or None."
     bad = None
@@ -525,6 +540,7 @@ def _nonfinite(where, r: int, name: str, about: str = "") -> ZooFormatError:
     return ZooFormatError(f"{where}: row {r}{about} holds NaN/Inf weights (tensor {name!r}); refusing to use them "
                           f"(leave the row out, e.g. zoo.select(zoo.metadata.row != {r}))")
 
+# %% ../../nbs/12_zoo.format.ipynb #e294a6b4
 class _RowIndexer:
     "`view.weights[i]` / `view.rollouts[i]`: index the view's rows, read only those (weights: refused if not finite)."
     def __init__(self, view: Zoo, kind: str): self.view, self.kind = view, kind
@@ -567,8 +583,7 @@ def _read_metadata_file(root: Path, # the zoo folder
             raise ZooFormatError(f"{p}: column 'task' row {i}: {reprlib.repr(t)} is not among the manifest's tasks")
     return cols
 
-_SCAN_BYTES = 64 << 20  # bytes of weights checked for NaN/Inf at a time by `Zoo(..., verify=True)`
-
+# %% ../../nbs/12_zoo.format.ipynb #58c0b172
 class Zoo:
     "A model zoo on disk (or a view of some of its rows): lazy weights, rollouts, metadata, splits."
     def __init__(self, path: Path | str, # the zoo folder
@@ -588,37 +603,6 @@ class Zoo:
         self.rows = np.arange(len(self._table))
         self._maps: dict[str, _Shards] = {}
 
-    def _check_files(self, verify: bool):
-        "Every file: inside the folder, regular, of the recorded size, tensors as the manifest says; `verify`: checksums, finite weights."
-        first = {}
-        for sh in self.manifest["shards"]:
-            for kind, f in sh["files"].items():
-                p = _inside(self.root, f["path"], kind)
-                with _open_regular(p, f"{'metadata table' if kind == 'metadata' else 'shard file'} (shards[{sh['index']}].files.{kind})") as fh:
-                    size = os.fstat(fh.fileno()).st_size
-                    if size != f["bytes"]: raise ZooFormatError(f"{p}: file is truncated or corrupt ({size} bytes, manifest says {f['bytes']})")
-                    if verify: _check_sha256(fh, p, f["sha256"])
-                    if kind == "metadata": continue
-                    tensors = {k: (d, s) for k, (d, s, _) in _shard_header(fh, p).items()}
-                _check_tensors(p, kind, tensors, sh["rows"][1] - sh["rows"][0], self.manifest["parameter_layout"])
-                sig = {k: (str(d), list(s[1:])) for k, (d, s) in tensors.items()}
-                other, ref = first.setdefault(kind, (p, sig))
-                if sig != ref:
-                    k = next((k for k in sig if sig[k] != ref.get(k)), None) if set(sig) == set(ref) else None
-                    diff = f"tensor {k!r} is {sig[k][0]} {sig[k][1]} per row, not {ref[k][0]} {ref[k][1]}" if k else f"tensors {sorted(sig)}, not {sorted(ref)}"
-                    raise ZooFormatError(f"{p}: holds other tensors than {other}: {diff}")
-            if verify: self._check_finite(sh)
-
-    def _check_finite(self, sh: dict):
-        "The first row of a weights shard holding NaN or Inf, named with its file and tensor (`verify`)."
-        p = _inside(self.root, sh["files"]["weights"]["path"], "weights")
-        maps, n = open_shard_file(p), sh["rows"][1] - sh["rows"][0]
-        chunk = max(1, _SCAN_BYTES // max(1, sum(mm[:1].nbytes for mm in maps.values())))
-        for a in range(0, n, chunk):
-            if (bad := _first_nonfinite({k: mm[a:a + chunk] for k, mm in maps.items()})) is not None:
-                i, name = bad
-                raise ZooFormatError(f"{p}: tensor {name!r} row {a + i} (zoo row {sh['rows'][0] + a + i}) holds NaN/Inf weights")
-
     def _read_metadata(self) -> pd.DataFrame:
         split_of = task_splits(self.manifest)
         frames = [pd.DataFrame(_read_metadata_file(self.root, self.manifest, sh, self.checksums)) for sh in self.manifest["shards"]]
@@ -636,19 +620,7 @@ class Zoo:
         if kind not in self._maps: self._maps[kind] = _Shards(self.root, self.manifest, kind, getattr(self, "checksums", True))
         return self._maps[kind]
 
-    # --- views -------------------------------------------------------------------------------------------------
-    def _view(self, rows: np.ndarray) -> Zoo:
-        v = object.__new__(Zoo)
-        v.__dict__.update(self.__dict__)
-        v.rows = np.asarray(rows, dtype=np.int64)
-        return v
-
     def __len__(self) -> int: return len(self.rows)
-
-    def __getitem__(self, idx) -> Zoo:
-        "A view of some rows (slice, list, array or boolean mask); use `weights[...]` to read weights."
-        if isinstance(idx, (int, np.integer)): idx = [idx]
-        return self._view(self.rows[idx])
 
     @property
     def metadata(self) -> pd.DataFrame:
@@ -662,26 +634,79 @@ class Zoo:
     @property
     def rollouts(self) -> _RowIndexer: return _RowIndexer(self, "rollouts")
 
-    def select(self, mask: Sequence[bool] | np.ndarray | pd.Series, # per row of this view
-              ) -> Zoo:
-        "The rows where `mask` holds, e.g. `zoo.select(zoo.metadata.step == 100)`."
-        return self._view(self.rows[np.asarray(mask, dtype=bool)])
+# %% ../../nbs/12_zoo.format.ipynb #e751a47e
+_SCAN_BYTES = 64 << 20  # bytes of weights checked for NaN/Inf at a time by `Zoo(..., verify=True)`
 
-    def split(self, name: str, # "train", "val" or "ood"
-              downstream: bool = False, # the paper's downstream protocol: half the OOD tasks move into "train"
-             ) -> Zoo:
-        "The rows of the tasks in split `name`."
-        splits = self.manifest["splits"]
-        if downstream: splits = downstream_splits(splits, [_key(t) for t in self.manifest["tasks"]], self.manifest["config"].get("seed", 0))
-        if name not in splits: raise RNNWSError(f"unknown split {name!r}; choose from {sorted(splits)}")
-        keys = {_key(self.manifest["tasks"][i]) for i in splits[name]}
-        tk = self._table["task"].iloc[self.rows].map(_key)
-        return self._view(self.rows[tk.isin(keys).to_numpy()])
+@patch
+def _check_files(self: Zoo, verify: bool):
+    "Every file: inside the folder, regular, of the recorded size, tensors as the manifest says; `verify`: checksums, finite weights."
+    first = {}
+    for sh in self.manifest["shards"]:
+        for kind, f in sh["files"].items():
+            p = _inside(self.root, f["path"], kind)
+            with _open_regular(p, f"{'metadata table' if kind == 'metadata' else 'shard file'} (shards[{sh['index']}].files.{kind})") as fh:
+                size = os.fstat(fh.fileno()).st_size
+                if size != f["bytes"]: raise ZooFormatError(f"{p}: file is truncated or corrupt ({size} bytes, manifest says {f['bytes']})")
+                if verify: _check_sha256(fh, p, f["sha256"])
+                if kind == "metadata": continue
+                tensors = {k: (d, s) for k, (d, s, _) in _shard_header(fh, p).items()}
+            _check_tensors(p, kind, tensors, sh["rows"][1] - sh["rows"][0], self.manifest["parameter_layout"])
+            sig = {k: (str(d), list(s[1:])) for k, (d, s) in tensors.items()}
+            other, ref = first.setdefault(kind, (p, sig))
+            if sig != ref:
+                k = next((k for k in sig if sig[k] != ref.get(k)), None) if set(sig) == set(ref) else None
+                diff = f"tensor {k!r} is {sig[k][0]} {sig[k][1]} per row, not {ref[k][0]} {ref[k][1]}" if k else f"tensors {sorted(sig)}, not {sorted(ref)}"
+                raise ZooFormatError(f"{p}: holds other tensors than {other}: {diff}")
+        if verify: self._check_finite(sh)
 
-    def to_module(self, i: int, # row of this view
-                 ) -> LSTMModel:
-        "A runnable `LSTMModel` with the weights of row `i`."
-        return self.weights[i].to_module()
+@patch
+def _check_finite(self: Zoo, sh: dict):
+    "The first row of a weights shard holding NaN or Inf, named with its file and tensor (`verify`)."
+    p = _inside(self.root, sh["files"]["weights"]["path"], "weights")
+    maps, n = open_shard_file(p), sh["rows"][1] - sh["rows"][0]
+    chunk = max(1, _SCAN_BYTES // max(1, sum(mm[:1].nbytes for mm in maps.values())))
+    for a in range(0, n, chunk):
+        if (bad := _first_nonfinite({k: mm[a:a + chunk] for k, mm in maps.items()})) is not None:
+            i, name = bad
+            raise ZooFormatError(f"{p}: tensor {name!r} row {a + i} (zoo row {sh['rows'][0] + a + i}) holds NaN/Inf weights")
+
+# %% ../../nbs/12_zoo.format.ipynb #a715e210
+@patch
+def _view(self: Zoo, rows: np.ndarray) -> Zoo:
+    v = object.__new__(Zoo)
+    v.__dict__.update(self.__dict__)
+    v.rows = np.asarray(rows, dtype=np.int64)
+    return v
+
+@patch
+def __getitem__(self: Zoo, idx) -> Zoo:
+    "A view of some rows (slice, list, array or boolean mask); use `weights[...]` to read weights."
+    if isinstance(idx, (int, np.integer)): idx = [idx]
+    return self._view(self.rows[idx])
+
+@patch
+def select(self: Zoo, mask: Sequence[bool] | np.ndarray | pd.Series, # per row of this view
+          ) -> Zoo:
+    "The rows where `mask` holds, e.g. `zoo.select(zoo.metadata.step == 100)`."
+    return self._view(self.rows[np.asarray(mask, dtype=bool)])
+
+@patch
+def split(self: Zoo, name: str, # "train", "val" or "ood"
+          downstream: bool = False, # the paper's downstream protocol: half the OOD tasks move into "train"
+         ) -> Zoo:
+    "The rows of the tasks in split `name`."
+    splits = self.manifest["splits"]
+    if downstream: splits = downstream_splits(splits, [_key(t) for t in self.manifest["tasks"]], self.manifest["config"].get("seed", 0))
+    if name not in splits: raise RNNWSError(f"unknown split {name!r}; choose from {sorted(splits)}")
+    keys = {_key(self.manifest["tasks"][i]) for i in splits[name]}
+    tk = self._table["task"].iloc[self.rows].map(_key)
+    return self._view(self.rows[tk.isin(keys).to_numpy()])
+
+@patch
+def to_module(self: Zoo, i: int, # row of this view
+             ) -> LSTMModel:
+    "A runnable `LSTMModel` with the weights of row `i`."
+    return self.weights[i].to_module()
 
 # %% ../../nbs/12_zoo.format.ipynb #4c279885
 def _metric_columns(df: pd.DataFrame) -> list[str]:
@@ -802,6 +827,7 @@ class ZooDataset(Dataset):
         b = self.batch(indices)
         return [{k: v[j] for k, v in b.items()} for j in range(len(indices))]
 
+# %% ../../nbs/12_zoo.format.ipynb #379d6915
 def zoo_collate(items: list[dict[str, Any]], # `ZooDataset` items, all with the same keys
                ) -> dict[str, Any]:
     "Stack `ZooDataset` items into a batch (weights into one `LSTMWeights`)."
@@ -829,6 +855,45 @@ def toy_manifest(spec: LSTMSpec, # the models' architecture
             "runs_per_shard": runs_per_shard, "tasks": tasks, "runs": {"task": run_tasks},
             "splits": split_tasks([tuple(t) for t in tasks], [float(t[1]) for t in tasks], seed=0)}
 
+# %% ../../nbs/12_zoo.format.ipynb #148be9e6
+def _one_architecture(models: Sequence) -> list[LSTMWeights]:
+    "Each of `models` as one unbatched `LSTMWeights`; all must share one architecture."
+    ws = []
+    for i, m in enumerate(models):
+        try: ws.append(m if isinstance(m, LSTMWeights) else LSTMWeights.from_state_dict(m) if isinstance(m, dict) else LSTMWeights.from_module(m))
+        except RNNWSError as e: raise RNNWSError(f"models[{i}]: {e}") from None
+        if ws[-1].batch_shape: raise RNNWSError(f"models[{i}]: expected one model, got a batch of shape {ws[-1].batch_shape}")
+        if ws[-1].spec != ws[0].spec: raise RNNWSError(f"models[{i}] is a {ws[-1].spec}, models[0] a {ws[0].spec}: a zoo holds one architecture")
+    if not ws: raise RNNWSError("from_modules needs at least one model")
+    return ws
+
+def _model_columns(metadata: dict | None, n: int) -> dict[str, list]:
+    "The metadata columns of `n` hand-made models (run, checkpoint, task, step and the given ones), as JSON values."
+    cols = {k: list(v) for k, v in (metadata or {}).items()}
+    for k, v in cols.items():
+        if len(v) != n: raise RNNWSError(f"metadata column {k!r} has {len(v)} values for {n} models")
+    cols.setdefault("task", [0] * n); cols.setdefault("step", [0] * n)
+    cols = {"run": list(range(n)), "checkpoint": [0] * n, **{k: v for k, v in cols.items() if k not in ("run", "checkpoint")}}
+    try: cols = json.loads(json.dumps(cols))
+    except TypeError as e: raise RNNWSError(f"metadata must be JSON-serialisable ({e})") from None
+    if (bad := next((i for i, t in enumerate(cols["task"]) if not _is_task(t)), None)) is not None:
+        raise RNNWSError(f"metadata 'task' of model {bad} must be a number, a string or a flat list of them, "
+                         f"got {reprlib.repr(cols['task'][bad])}")
+    return cols
+
+def _task_splits_of(task_column: list, splits: dict | None) -> tuple[list, dict[str, int], dict[str, list[int]]]:
+    "The distinct tasks (sorted), each task's index (by its JSON), and the splits as task indices (the rest: train)."
+    tasks = [json.loads(t) for t in sorted({json.dumps(t) for t in task_column})]
+    pos = {json.dumps(t): i for i, t in enumerate(tasks)}
+    given = {s: {json.dumps(json.loads(json.dumps(t))) for t in ts} for s, ts in (splits or {}).items()}
+    if unknown := set().union(*given.values()) - set(pos) if given else set():
+        raise RNNWSError(f"splits name tasks that no model has: {sorted(unknown)[:3]}")
+    split_idx = {s: sorted(pos[t] for t in ts) for s, ts in given.items()}
+    rest = sorted(set(range(len(tasks))) - {i for v in split_idx.values() for i in v})
+    split_idx["train"] = sorted(split_idx.get("train", []) + rest)
+    for s in ("val", "ood"): split_idx.setdefault(s, [])
+    return tasks, pos, split_idx
+
 # %% ../../nbs/12_zoo.format.ipynb #148be9e7
 @patch(cls_method=True)
 def from_modules(cls: Zoo, path: Path | str, # the zoo folder to create (must not exist or be empty)
@@ -842,37 +907,11 @@ def from_modules(cls: Zoo, path: Path | str, # the zoo folder to create (must no
                  models_per_shard: int = 256,
                 ) -> Zoo:
     "Write `models` (and their metadata) as a zoo in `path` and open it."
-    ws = []
-    for i, m in enumerate(models):
-        try: ws.append(m if isinstance(m, LSTMWeights) else LSTMWeights.from_state_dict(m) if isinstance(m, dict) else LSTMWeights.from_module(m))
-        except RNNWSError as e: raise RNNWSError(f"models[{i}]: {e}") from None
-        if ws[-1].batch_shape: raise RNNWSError(f"models[{i}]: expected one model, got a batch of shape {ws[-1].batch_shape}")
-        if ws[-1].spec != ws[0].spec: raise RNNWSError(f"models[{i}] is a {ws[-1].spec}, models[0] a {ws[0].spec}: a zoo holds one architecture")
-    n = len(ws)
-    if not n: raise RNNWSError("from_modules needs at least one model")
-    cols = {k: list(v) for k, v in (metadata or {}).items()}
-    for k, v in cols.items():
-        if len(v) != n: raise RNNWSError(f"metadata column {k!r} has {len(v)} values for {n} models")
-    cols.setdefault("task", [0] * n); cols.setdefault("step", [0] * n)
-    cols = {"run": list(range(n)), "checkpoint": [0] * n, **{k: v for k, v in cols.items() if k not in ("run", "checkpoint")}}
-    try: cols = json.loads(json.dumps(cols))
-    except TypeError as e: raise RNNWSError(f"metadata must be JSON-serialisable ({e})") from None
-    if (bad := next((i for i, t in enumerate(cols["task"]) if not _is_task(t)), None)) is not None:
-        raise RNNWSError(f"metadata 'task' of model {bad} must be a number, a string or a flat list of them, "
-                         f"got {reprlib.repr(cols['task'][bad])}")
-    tasks = sorted({json.dumps(t) for t in cols["task"]})
-    tasks = [json.loads(t) for t in tasks]
-    pos = {json.dumps(t): i for i, t in enumerate(tasks)}
-    given = {s: {json.dumps(json.loads(json.dumps(t))) for t in ts} for s, ts in (splits or {}).items()}
-    if unknown := set().union(*given.values()) - set(pos) if given else set():
-        raise RNNWSError(f"splits name tasks that no model has: {sorted(unknown)[:3]}")
-    split_idx = {s: sorted(pos[t] for t in ts) for s, ts in given.items()}
-    rest = sorted(set(range(len(tasks))) - {i for v in split_idx.values() for i in v})
-    split_idx["train"] = sorted(split_idx.get("train", []) + rest)
-    for s in ("val", "ood"): split_idx.setdefault(s, [])
-    spec = ws[0].spec
-    if family is not None:
-        family = family if isinstance(family, TaskFamily) else get_family(family)
+    ws = _one_architecture(models)
+    n, spec = len(ws), ws[0].spec
+    cols = _model_columns(metadata, n)
+    tasks, pos, split_idx = _task_splits_of(cols["task"], splits)
+    if family is not None: family = family if isinstance(family, TaskFamily) else get_family(family)
     manifest = {"name": name, "kind": family.name if family is not None else "modules", "config": {"seed": 0}, "model_spec": spec.to_dict(),
                 "parameter_layout": [[k, list(v)] for k, v in spec.layout], "checkpoint_steps": [0], "n_runs": n,
                 "runs_per_shard": models_per_shard, "tasks": tasks, "runs": {"task": [pos[json.dumps(t)] for t in cols["task"]]},
@@ -882,8 +921,7 @@ def from_modules(cls: Zoo, path: Path | str, # the zoo folder to create (must no
         except RNNWSError: pass
     if input_domain is not None:
         d = input_domain.to_dict() if hasattr(input_domain, "to_dict") else dict(input_domain)
-        if d.get("size") != ws[0].spec.input_size:
-            raise RNNWSError(f"input_domain has size {d.get('size')} but the models have input_size={ws[0].spec.input_size}")
+        if d.get("size") != spec.input_size: raise RNNWSError(f"input_domain has size {d.get('size')} but the models have input_size={spec.input_size}")
         manifest["input_domain"] = d
     writer = ZooWriter(path, manifest)
     if writer.done_shards:
@@ -937,27 +975,9 @@ def _check_merge_args(sources, out, runs_per_shard, splits_from, name) -> tuple[
     check_new_folder(out)
     return [Path(p) for p in sources], out
 
-def merge_zoos(sources: Sequence[Path | str], # the zoo folders to combine, in order
-               out: Path | str, # the merged zoo folder (created; must not exist or be empty)
-               runs_per_shard: int | None = None, # default: the first source's
-               splits_from: int | None = None, # take every task's split from this source (default: they must agree)
-               name: str | None = None, # the merged zoo's name (default: the first source's + "-merged")
-               progress: bool = True, # show a progress bar (on stderr)
-              ) -> Zoo:
-    "Combine complete zoos of one kind and architecture into a new zoo in `out`; runs are renumbered source by source."
-    sources, out = _check_merge_args(sources, out, runs_per_shard, splits_from, name)
-    zoos = [Zoo(p, verify=True) for p in sources]   # every byte checked: a corrupt source never makes a merged zoo
-    first = zoos[0].manifest
-    for p, z in zip(sources, zoos):
-        m = z.manifest
-        for k in ("kind", "model_spec", "parameter_layout", "checkpoint_steps", "rollouts"):
-            if m.get(k) != first.get(k): raise RNNWSError(f"{p}: field {k!r} differs from {sources[0]} ({m.get(k)!r} vs {first.get(k)!r}); these zoos cannot be merged")
-    for i in range(len(zoos)):
-        for j in range(i):
-            if zoos[i].manifest["config"] == zoos[j].manifest["config"] and zoos[i].manifest["n_runs"] == zoos[j].manifest["n_runs"]:
-                raise RNNWSError(f"{sources[i]} is the same build as {sources[j]} (identical config): its runs would be duplicates; "
-                                 "build the parts with different --seed values")
-    # tasks: the union, in order of first appearance; splits must agree (or come from one source)
+# %% ../../nbs/12_zoo.format.ipynb #07d7f8h1
+def _merged_tasks(sources: list[Path], zoos: list, splits_from: int | None) -> tuple[list, dict[str, int], dict[str, list[int]]]:
+    "The union of the zoos' tasks (in order of first appearance), each task's index, and the splits (which must agree, or come from one zoo)."
     tasks, where = [], {}
     for z in zoos:
         for t in z.manifest["tasks"]:
@@ -978,6 +998,47 @@ def merge_zoos(sources: Sequence[Path | str], # the zoo folders to combine, in o
                                          "pass splits_from=i (--splits-from i) to use one zoo's splits")
     split_names = sorted({*split_of.values(), "train", "val", "ood"})
     splits = {sp: sorted(where[t] for t, v in split_of.items() if v == sp) for sp in split_names}
+    return tasks, where, splits
+
+def _merged_shard(zoos: list, cols: list[dict], offsets: list[int], runs: range, n_ck: int) -> tuple:
+    "Weights, rollouts and metadata of the merged runs `runs`, gathered from the sources that hold them."
+    ws, rolls, md = [], [], {k: [] for k in [*cols[0], "source", "source_run"]}
+    for src, z in enumerate(zoos):                                     # the part of this shard in each source
+        lo, hi = max(runs.start, offsets[src]) - offsets[src], min(runs.stop, offsets[src + 1]) - offsets[src]
+        if lo >= hi: continue
+        rows = np.arange(lo * n_ck, hi * n_ck)
+        ws.append(z.weights[rows]); rolls.append(z.rollouts[rows])
+        for k, v in cols[src].items():
+            part = v[lo * n_ck:hi * n_ck]
+            md[k] += [r + offsets[src] for r in part] if k == "run" else part
+        md["source"] += [src] * len(rows); md["source_run"] += cols[src]["run"][lo * n_ck:hi * n_ck]
+    w = LSTMWeights.cat(ws) if len(ws) > 1 else ws[0]
+    roll = {k: torch.cat([r[k] for r in rolls]) for k in rolls[0]}
+    return w, roll, md
+
+
+# %% ../../nbs/12_zoo.format.ipynb #f73b19fa
+def merge_zoos(sources: Sequence[Path | str], # the zoo folders to combine, in order
+               out: Path | str, # the merged zoo folder (created; must not exist or be empty)
+               runs_per_shard: int | None = None, # default: the first source's
+               splits_from: int | None = None, # take every task's split from this source (default: they must agree)
+               name: str | None = None, # the merged zoo's name (default: the first source's + "-merged")
+               progress: bool = True, # show a progress bar (on stderr)
+              ) -> Zoo:
+    "Combine complete zoos of one kind and architecture into a new zoo in `out`; runs are renumbered source by source."
+    sources, out = _check_merge_args(sources, out, runs_per_shard, splits_from, name)
+    zoos = [Zoo(p, verify=True) for p in sources]   # every byte checked: a corrupt source never makes a merged zoo
+    first = zoos[0].manifest
+    for p, z in zip(sources, zoos):
+        m = z.manifest
+        for k in ("kind", "model_spec", "parameter_layout", "checkpoint_steps", "rollouts"):
+            if m.get(k) != first.get(k): raise RNNWSError(f"{p}: field {k!r} differs from {sources[0]} ({m.get(k)!r} vs {first.get(k)!r}); these zoos cannot be merged")
+    for i in range(len(zoos)):
+        for j in range(i):
+            if zoos[i].manifest["config"] == zoos[j].manifest["config"] and zoos[i].manifest["n_runs"] == zoos[j].manifest["n_runs"]:
+                raise RNNWSError(f"{sources[i]} is the same build as {sources[j]} (identical config): its runs would be duplicates; "
+                                 "build the parts with different --seed values")
+    tasks, where, splits = _merged_tasks(sources, zoos, splits_from)
     offsets = np.cumsum([0] + [z.manifest["n_runs"] for z in zoos]).tolist()
     run_task = [where[json.dumps(z.manifest["tasks"][k])] for z in zoos for k in z.manifest["runs"]["task"]]
     manifest = {k: v for k, v in first.items() if k not in ("shards", "complete", "format", "format_version", "build", "tasks", "runs", "splits", "task_names")}
@@ -1002,18 +1063,7 @@ def merge_zoos(sources: Sequence[Path | str], # the zoo folders to combine, in o
                 bar = tqdm(total=offsets[-1], unit="run", desc=f"merge {out.name}", file=sys.stderr)
             for s in range(writer.n_shards):
                 runs = writer.shard_runs(s)
-                ws, rolls, md = [], [], {k: [] for k in [*cols[0], "source", "source_run"]}
-                for src, z in enumerate(zoos):                                     # the part of this shard in each source
-                    lo, hi = max(runs.start, offsets[src]) - offsets[src], min(runs.stop, offsets[src + 1]) - offsets[src]
-                    if lo >= hi: continue
-                    rows = np.arange(lo * n_ck, hi * n_ck)
-                    ws.append(z.weights[rows]); rolls.append(z.rollouts[rows])
-                    for k, v in cols[src].items():
-                        part = v[lo * n_ck:hi * n_ck]
-                        md[k] += [r + offsets[src] for r in part] if k == "run" else part
-                    md["source"] += [src] * len(rows); md["source_run"] += cols[src]["run"][lo * n_ck:hi * n_ck]
-                w = LSTMWeights.cat(ws) if len(ws) > 1 else ws[0]
-                roll = {k: torch.cat([r[k] for r in rolls]) for k in rolls[0]}
+                w, roll, md = _merged_shard(zoos, cols, offsets, runs, n_ck)
                 writer.write_shard(s, w, roll, md)
                 if bar is not None: bar.update(len(runs))
         finally:

@@ -84,33 +84,43 @@ class SequentialMNISTZooConfig:
              ) -> float:
         "Learning rate of the update taken at `step` (piecewise-linear, constant after the last knot)."
         return float(np.interp(step, self.lr_steps, self.lr_values))
-    def to_dict(self) -> dict[str, Any]:
-        "The fields as a JSON-serialisable dict (tuples as lists)."
-        return {**asdict(self), **{k: list(getattr(self, k)) for k in ("checkpoints", "lr_steps", "lr_values", "weight_decays")}}
 
-    @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> SequentialMNISTZooConfig:
-        if not isinstance(d, dict): raise RNNWSError("a config must be a JSON object (field -> value)")
-        d = {k: tuple(v) if k in ("checkpoints", "lr_steps", "lr_values", "weight_decays") and isinstance(v, list) else v for k, v in d.items()}
-        if unknown := set(d) - set(cls.__dataclass_fields__): raise RNNWSError(f"unknown config field(s): {sorted(unknown)}")
-        return cls(**d)
+# %% ../../nbs/14_zoo.sequential_mnist.ipynb #0003f9r2
+@patch
+def to_dict(self: SequentialMNISTZooConfig) -> dict[str, Any]:
+    "The fields as a JSON-serialisable dict (tuples as lists)."
+    return {**asdict(self), **{k: list(getattr(self, k)) for k in ("checkpoints", "lr_steps", "lr_values", "weight_decays")}}
 
-    def manifest(self,
-                 build: dict[str, Any], # how the zoo is computed (see `zoo_manifest`)
-                ) -> dict[str, Any]:
-        "The zoo's manifest for this recipe (`zoo_manifest`)."
-        return zoo_manifest(self, build)
-    def train_run(self,
-                  run: int, # which run (see `train_run`)
-                 ) -> RunResult:
-        "Train one run on the CPU (`train_run`)."
-        return train_run(self, run)
-    def train_runs_batched(self,
-                           runs: Sequence[int], # the runs to train together
-                           device=None, # where to train (default: `get_device()`)
-                          ) -> RunResult:
-        "Train several runs batched on one device (`train_runs_batched`)."
-        return train_runs_batched(self, runs, device)
+@patch(cls_method=True)
+def from_dict(cls: SequentialMNISTZooConfig, d: dict[str, Any], # what `to_dict` gave (e.g. a manifest's `config`)
+             ) -> SequentialMNISTZooConfig:
+    "The recipe back from its dict, checked; an unknown field is an error."
+    if not isinstance(d, dict): raise RNNWSError("a config must be a JSON object (field -> value)")
+    d = {k: tuple(v) if k in ("checkpoints", "lr_steps", "lr_values", "weight_decays") and isinstance(v, list) else v for k, v in d.items()}
+    if unknown := set(d) - set(cls.__dataclass_fields__): raise RNNWSError(f"unknown config field(s): {sorted(unknown)}")
+    return cls(**d)
+
+@patch
+def manifest(self: SequentialMNISTZooConfig,
+             build: dict[str, Any], # how the zoo is computed (see `zoo_manifest`)
+            ) -> dict[str, Any]:
+    "The zoo's manifest for this recipe (`zoo_manifest`)."
+    return zoo_manifest(self, build)
+
+@patch
+def train_run(self: SequentialMNISTZooConfig,
+              run: int, # which run (see `train_run`)
+             ) -> RunResult:
+    "Train one run on the CPU (`train_run`)."
+    return train_run(self, run)
+
+@patch
+def train_runs_batched(self: SequentialMNISTZooConfig,
+                       runs: Sequence[int], # the runs to train together
+                       device=None, # where to train (default: `get_device()`)
+                      ) -> RunResult:
+    "Train several runs batched on one device (`train_runs_batched`)."
+    return train_runs_batched(self, runs, device)
 
 # %% ../../nbs/14_zoo.sequential_mnist.ipynb #3359d742
 PRESETS: dict[str, SequentialMNISTZooConfig] = {
@@ -428,37 +438,41 @@ class SequentialMNIST(TaskFamily):
         return {"angle": Target.angle("angle"), "accuracy": Target.regression("accuracy"),
                 "step": Target.step(len(manifest.get("checkpoint_steps", [0]))), "gap": Target.regression("gap", "generalization_gap")}
 
-    def oracle_features(self, view, # a zoo (or a view) with stored rollouts
-                        batch_size: int = 256, # checkpoints read at a time
-                       ) -> np.ndarray:
-        "The mean input sequence and the mean final prediction of the stored rollouts `[len(view), 49 * 16 + 10]`."
-        out = []
-        for i in range(0, len(view), batch_size):
-            r = view.rollouts[np.arange(i, min(i + batch_size, len(view)))]
-            x = r["inputs"].double()[:, :, 1:].mean(1).flatten(1)                    # [B, 49 * 16]: mean input, BOS dropped
-            p = r["log_probs"][:, :, -1].double().exp().mean(1)                      # [B, 10]: mean final prediction
-            out.append(torch.cat([x, p], 1))
-        return torch.cat(out).float().numpy() if out else np.zeros((0, 49 * 16 + 10), np.float32)
+# %% ../../nbs/14_zoo.sequential_mnist.ipynb #b3c972q2
+@patch
+def oracle_features(self: SequentialMNIST, view, # a zoo (or a view) with stored rollouts
+                    batch_size: int = 256, # checkpoints read at a time
+                   ) -> np.ndarray:
+    "The mean input sequence and the mean final prediction of the stored rollouts `[len(view), 49 * 16 + 10]`."
+    out = []
+    for i in range(0, len(view), batch_size):
+        r = view.rollouts[np.arange(i, min(i + batch_size, len(view)))]
+        x = r["inputs"].double()[:, :, 1:].mean(1).flatten(1)                    # [B, 49 * 16]: mean input, BOS dropped
+        p = r["log_probs"][:, :, -1].double().exp().mean(1)                      # [B, 10]: mean final prediction
+        out.append(torch.cat([x, p], 1))
+    return torch.cat(out).float().numpy() if out else np.zeros((0, 49 * 16 + 10), np.float32)
 
-    def task_scorer(self, view, # the checkpoints to score
-                    n_samples: int = 200, # held-out digits classified per model
-                    seed: int = 0, # seeds which digits (the same for every model)
-                    device="cpu", # where the models run
-                   ):
-        "Scores: the accuracy on held-out digits rotated by the model's own angle, read at the last step."
-        cfg, device, angles = view.manifest["config"], torch.device(device), view.metadata["angle"]
-        mnist = load_mnist(cfg.get("source", "offline"), seed=cfg.get("seed", 0))
-        idx = mnist.eval_index[torch.randperm(len(mnist.eval_index), generator=make_generator(seed, "clone-digits"))[:n_samples]]
-        images, labels = mnist.images[idx].to(device), mnist.labels[idx].to(device)   # [n, 28, 28], [n]
-        def score(models: Runner, rows: np.ndarray, start: int) -> Tensor:
-            a = torch.tensor(angles.iloc[rows].to_numpy(dtype=np.float32), device=device)
-            x = tile_sequences(images[None].expand(len(rows), -1, -1, -1), a[:, None])   # [b, n, 50, 16]
-            return (models.forward(x)[:, :, -1].argmax(-1) == labels).float().mean(1)   # [b]
-        return score
+@patch
+def task_scorer(self: SequentialMNIST, view, # the checkpoints to score
+                n_samples: int = 200, # held-out digits classified per model
+                seed: int = 0, # seeds which digits (the same for every model)
+                device="cpu", # where the models run
+               ):
+    "Scores: the accuracy on held-out digits rotated by the model's own angle, read at the last step."
+    cfg, device, angles = view.manifest["config"], torch.device(device), view.metadata["angle"]
+    mnist = load_mnist(cfg.get("source", "offline"), seed=cfg.get("seed", 0))
+    idx = mnist.eval_index[torch.randperm(len(mnist.eval_index), generator=make_generator(seed, "clone-digits"))[:n_samples]]
+    images, labels = mnist.images[idx].to(device), mnist.labels[idx].to(device)   # [n, 28, 28], [n]
+    def score(models: Runner, rows: np.ndarray, start: int) -> Tensor:
+        a = torch.tensor(angles.iloc[rows].to_numpy(dtype=np.float32), device=device)
+        x = tile_sequences(images[None].expand(len(rows), -1, -1, -1), a[:, None])   # [b, n, 50, 16]
+        return (models.forward(x)[:, :, -1].argmax(-1) == labels).float().mean(1)   # [b]
+    return score
 
-    def embedding_colours(self, metadata: pd.DataFrame, # the embedded checkpoints' metadata
-                         ) -> list[tuple[np.ndarray, str, str]]:
-        "The rotation angle, and the accuracy."
-        return [(metadata["angle"].to_numpy(), "rotation angle", "twilight"), (metadata["accuracy"].to_numpy(), "accuracy", "magma")]
+@patch
+def embedding_colours(self: SequentialMNIST, metadata: pd.DataFrame, # the embedded checkpoints' metadata
+                     ) -> list[tuple[np.ndarray, str, str]]:
+    "The rotation angle, and the accuracy."
+    return [(metadata["angle"].to_numpy(), "rotation angle", "twilight"), (metadata["accuracy"].to_numpy(), "accuracy", "magma")]
 
 SEQUENTIAL_MNIST_FAMILY = register_family(SequentialMNIST())

@@ -89,44 +89,52 @@ class FormalLanguageZooConfig:
         "Learning rate of the update taken at `step` (piecewise-linear, constant after the last knot)."
         return float(np.interp(step, self.lr_steps, self.lr_values))
 
-    def to_dict(self) -> dict[str, Any]:
-        "The fields as a JSON-serialisable dict (tuples as lists)."
-        d = asdict(self)
-        return {**d, "checkpoints": list(self.checkpoints), "lr_steps": list(self.lr_steps), "lr_values": list(self.lr_values),
-                "family": {**d["family"], "offsets": list(self.family.offsets)}}
+# %% ../../nbs/13_zoo.train.ipynb #1ecf64r2
+@patch
+def to_dict(self: FormalLanguageZooConfig) -> dict[str, Any]:
+    "The fields as a JSON-serialisable dict (tuples as lists)."
+    d = asdict(self)
+    return {**d, "checkpoints": list(self.checkpoints), "lr_steps": list(self.lr_steps), "lr_values": list(self.lr_values),
+            "family": {**d["family"], "offsets": list(self.family.offsets)}}
 
-    # what `build_zoo` calls: the manifest and the two backends (defined below)
-    def manifest(self,
-                 build: dict[str, Any], # how the zoo is computed (see `zoo_manifest`)
-                ) -> dict[str, Any]:
-        "The zoo's manifest for this recipe (`zoo_manifest`)."
-        return zoo_manifest(self, build)
-    def train_run(self,
-                  run: int, # which run (see `train_run`)
-                 ) -> RunResult:
-        "Train one run on the CPU (`train_run`)."
-        return train_run(self, run)
-    def train_runs_batched(self,
-                           runs: Sequence[int], # the runs to train together
-                           device=None, # where to train (default: `get_device()`)
-                          ) -> RunResult:
-        "Train several runs batched on one device (`train_runs_batched`)."
-        return train_runs_batched(self, runs, device)
+@patch
+def manifest(self: FormalLanguageZooConfig,
+             build: dict[str, Any], # how the zoo is computed (see `zoo_manifest`)
+            ) -> dict[str, Any]:
+    "The zoo's manifest for this recipe (`zoo_manifest`)."
+    return zoo_manifest(self, build)
 
-    @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> FormalLanguageZooConfig:
-        if not isinstance(d, dict): raise RNNWSError("a config must be a JSON object (field -> value)")
-        d = dict(d)
-        f = d.pop("family", None)
-        try: fam = FormalLanguageFamily(**{**f, "offsets": tuple(f.get("offsets", FORMAL_LANGUAGES.offsets))}) if f is not None else FORMAL_LANGUAGES
-        except (TypeError, ValueError, AttributeError) as e: raise RNNWSError(f"config field 'family' is invalid ({e})") from None
-        for k in ("checkpoints", "lr_steps", "lr_values"):
-            if k in d:
-                if not isinstance(d[k], (list, tuple)): raise RNNWSError(f"config field {k!r} must be a list")
-                d[k] = tuple(d[k])
-        known = {f for f in cls.__dataclass_fields__}
-        if unknown := set(d) - known: raise RNNWSError(f"unknown config field(s): {sorted(unknown)}")
-        return cls(**d, family=fam)
+@patch
+def train_run(self: FormalLanguageZooConfig,
+              run: int, # which run (see `train_run`)
+             ) -> RunResult:
+    "Train one run on the CPU (`train_run`)."
+    return train_run(self, run)
+
+@patch
+def train_runs_batched(self: FormalLanguageZooConfig,
+                       runs: Sequence[int], # the runs to train together
+                       device=None, # where to train (default: `get_device()`)
+                      ) -> RunResult:
+    "Train several runs batched on one device (`train_runs_batched`)."
+    return train_runs_batched(self, runs, device)
+
+@patch(cls_method=True)
+def from_dict(cls: FormalLanguageZooConfig, d: dict[str, Any], # what `to_dict` gave (e.g. a manifest's `config`)
+             ) -> FormalLanguageZooConfig:
+    "The recipe back from its dict, checked; an unknown field is an error."
+    if not isinstance(d, dict): raise RNNWSError("a config must be a JSON object (field -> value)")
+    d = dict(d)
+    f = d.pop("family", None)
+    try: fam = FormalLanguageFamily(**{**f, "offsets": tuple(f.get("offsets", FORMAL_LANGUAGES.offsets))}) if f is not None else FORMAL_LANGUAGES
+    except (TypeError, ValueError, AttributeError) as e: raise RNNWSError(f"config field 'family' is invalid ({e})") from None
+    for k in ("checkpoints", "lr_steps", "lr_values"):
+        if k in d:
+            if not isinstance(d[k], (list, tuple)): raise RNNWSError(f"config field {k!r} must be a list")
+            d[k] = tuple(d[k])
+    known = {f for f in cls.__dataclass_fields__}
+    if unknown := set(d) - known: raise RNNWSError(f"unknown config field(s): {sorted(unknown)}")
+    return cls(**d, family=fam)
 
 # %% ../../nbs/13_zoo.train.ipynb #02ef0dc3
 PAPER_CHECKPOINTS = (0, 100, 200, 500, 1000, 2000, 5000, 10_000, 20_000)
@@ -367,6 +375,7 @@ def _iter_results(config, runs: list[int], backend: str, workers: int, device, b
             recipe = _recipe_path(config)
             yield from pool.map(mod._train_run_worker, [recipe] * len(runs), [config.to_dict()] * len(runs), runs)
 
+# %% ../../nbs/13_zoo.train.ipynb #d852b08a
 def build_zoo(config, # the recipe (a `ZooRecipe`): `FormalLanguageZooConfig`, `SequentialMNISTZooConfig`, or a family's own
               out: Path | str, # the zoo folder (created; must be empty or a zoo of this config)
               workers: int = 1, # worker processes for the CPU backend (one torch thread each), per rank
@@ -393,6 +402,7 @@ def build_zoo(config, # the recipe (a `ZooRecipe`): `FormalLanguageZooConfig`, `
     with group as (info, dev):
         return _build(config, out, build, info, dev, workers, backend, resume, batch_runs, progress, max_shards)
 
+# %% ../../nbs/13_zoo.train.ipynb #d852b08c
 def _build(config, out: Path, build: dict, info: DistInfo, dev: torch.device, workers: int, backend: str, resume: bool,
            batch_runs: int | None, progress: bool, max_shards: int | None) -> Zoo:
     "Plan on rank 0, train this rank's share, record the shards (directly, or as pending entries for rank 0)."
@@ -585,40 +595,44 @@ class FormalLanguages(TaskFamily):
         return {"task": Target("task", "classes", _task_offsets, (6, 6, 6), "bce", loss="bce", heads=("m_b", "m_c", "m_d")),
                 "accuracy": Target.regression("accuracy"), "step": Target.step(len(manifest.get("checkpoint_steps", [0])))}
 
-    def oracle_features(self, view, # a zoo (or a view) with stored rollouts
-                        batch_size: int = 256, # checkpoints read at a time
-                       ) -> np.ndarray:
-        "Mean counts of each symbol before the first EOS, and how often an EOS came `[len(view), n_symbols + 1]`."
-        toks = view.manifest.get("task_family", {}).get("tokens", {})
-        n_sym, eos = len(toks.get("symbols", "abcd")), toks.get("eos", 5)
-        out = []
-        for i in range(0, len(view), batch_size):
-            t = view.rollouts[np.arange(i, min(i + batch_size, len(view)))]["tokens"].long()   # [B, R, S]
-            live = (t == eos).cumsum(-1) == 0                                                  # before the first EOS
-            counts = torch.stack([((t == k) & live).sum(-1) for k in range(n_sym)], -1).double()   # [B, R, n_sym]
-            has_eos = (~live[..., -1]).double()[..., None]                                     # [B, R, 1]
-            out.append(torch.cat([counts, has_eos], -1).mean(1))                               # [B, n_sym + 1]
-        return torch.cat(out).float().numpy() if out else np.zeros((0, n_sym + 1), np.float32)
+# %% ../../nbs/13_zoo.train.ipynb #6429e7q2
+@patch
+def oracle_features(self: FormalLanguages, view, # a zoo (or a view) with stored rollouts
+                    batch_size: int = 256, # checkpoints read at a time
+                   ) -> np.ndarray:
+    "Mean counts of each symbol before the first EOS, and how often an EOS came `[len(view), n_symbols + 1]`."
+    toks = view.manifest.get("task_family", {}).get("tokens", {})
+    n_sym, eos = len(toks.get("symbols", "abcd")), toks.get("eos", 5)
+    out = []
+    for i in range(0, len(view), batch_size):
+        t = view.rollouts[np.arange(i, min(i + batch_size, len(view)))]["tokens"].long()   # [B, R, S]
+        live = (t == eos).cumsum(-1) == 0                                                  # before the first EOS
+        counts = torch.stack([((t == k) & live).sum(-1) for k in range(n_sym)], -1).double()   # [B, R, n_sym]
+        has_eos = (~live[..., -1]).double()[..., None]                                     # [B, R, 1]
+        out.append(torch.cat([counts, has_eos], -1).mean(1))                               # [B, n_sym + 1]
+    return torch.cat(out).float().numpy() if out else np.zeros((0, n_sym + 1), np.float32)
 
-    def task_scorer(self, view, # the checkpoints to score
-                    n_samples: int = 200, # strings sampled per model
-                    seed: int = 0, # seeds the uniforms of the sampling (the same for a model and its clone)
-                    device="cpu", # where the models run
-                   ):
-        "Scores: the fraction of strings sampled from a model that are in its language."
-        lang, device, tasks = _language(view.manifest), torch.device(device), view.metadata["task"]
-        def score(models: Runner, rows: np.ndarray, start: int) -> Tensor:
-            task = torch.as_tensor(np.array(tasks.iloc[rows].tolist()), device=device)                  # [b, K]
-            u = torch.rand(len(rows), n_samples, lang.seq_len - 1, generator=make_generator(seed, "clone-samples", start)).to(device)
-            strings, _ = sample_autoregressive(models.step, u, lang)                                   # [b, n, T+1]
-            return lang.is_member(strings, task[:, None]).float().mean(1)                              # [b]
-        return score
+@patch
+def task_scorer(self: FormalLanguages, view, # the checkpoints to score
+                n_samples: int = 200, # strings sampled per model
+                seed: int = 0, # seeds the uniforms of the sampling (the same for a model and its clone)
+                device="cpu", # where the models run
+               ):
+    "Scores: the fraction of strings sampled from a model that are in its language."
+    lang, device, tasks = _language(view.manifest), torch.device(device), view.metadata["task"]
+    def score(models: Runner, rows: np.ndarray, start: int) -> Tensor:
+        task = torch.as_tensor(np.array(tasks.iloc[rows].tolist()), device=device)                  # [b, K]
+        u = torch.rand(len(rows), n_samples, lang.seq_len - 1, generator=make_generator(seed, "clone-samples", start)).to(device)
+        strings, _ = sample_autoregressive(models.step, u, lang)                                   # [b, n, T+1]
+        return lang.is_member(strings, task[:, None]).float().mean(1)                              # [b]
+    return score
 
-    def embedding_colours(self, metadata: pd.DataFrame, # the embedded checkpoints' metadata
-                         ) -> list[tuple[np.ndarray, str, str]]:
-        "The offset m_b of the task, and the accuracy."
-        tasks = np.array(metadata["task"].tolist())
-        m_b = tasks[:, 1] if tasks.ndim == 2 and tasks.shape[1] > 1 else np.zeros(len(metadata))
-        return [(m_b, "task offset m_b", "viridis"), (metadata["accuracy"].to_numpy(), "accuracy", "magma")]
+@patch
+def embedding_colours(self: FormalLanguages, metadata: pd.DataFrame, # the embedded checkpoints' metadata
+                     ) -> list[tuple[np.ndarray, str, str]]:
+    "The offset m_b of the task, and the accuracy."
+    tasks = np.array(metadata["task"].tolist())
+    m_b = tasks[:, 1] if tasks.ndim == 2 and tasks.shape[1] > 1 else np.zeros(len(metadata))
+    return [(m_b, "task offset m_b", "viridis"), (metadata["accuracy"].to_numpy(), "accuracy", "magma")]
 
 FORMAL_LANGUAGES_FAMILY = register_family(FormalLanguages())
