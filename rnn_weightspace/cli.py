@@ -275,11 +275,11 @@ def zoo_info(args, # the parsed command line
 # %% ../nbs/90_cli.ipynb #d8e9a53f
 def _family_models(name: str):
     "A task family's models at its paper preset (else its first): their spec and input domain."
-    from rnn_weightspace.families import get_family
+    from rnn_weightspace.families import as_manifest, get_family
     family = get_family(name)
     presets = family.presets()
     spec = presets.get("paper", next(iter(presets.values()))).spec
-    return spec, family.input_domain({"kind": name, "model_spec": spec.to_dict()})
+    return spec, family.input_domain(as_manifest({"kind": name, "model_spec": spec.to_dict()}))
 
 def encoders_list(args, # the parsed command line
                  ) -> int:
@@ -323,7 +323,7 @@ def train_cmd(args, # the parsed command line
     check_writable(args.out, name=f"--out {args.out}")
     zoo = Zoo(args.zoo)
     if not args.no_progress and info.is_main:
-        print(f"training {cfg.encoder} ({cfg.size}) on {zoo.manifest.get('name')}: {cfg.steps} steps, batch {cfg.batch_size}, "
+        print(f"training {cfg.encoder} ({cfg.size}) on {zoo.manifest.name}: {cfg.steps} steps, batch {cfg.batch_size}, "
               f"lr {cfg.lr}, on {device}" + (f" x {info.world_size} processes" if info.distributed else "") + f" -> {args.out}", file=sys.stderr)
     run = train(zoo, cfg, args.out, device=device, resume=args.resume, progress=not args.no_progress,
                 max_steps=args.max_steps, figures=not args.no_figures, distributed=True if args.distributed else None)

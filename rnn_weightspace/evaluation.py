@@ -197,7 +197,7 @@ def oracle_features(zoo: Zoo, # a zoo (or a view) with stored rollouts, of a fam
                    ) -> np.ndarray:
     "Summary statistics of each checkpoint's stored rollouts `[len(zoo), F]` (float32), in the zoo's row order (`TaskFamily.oracle_features`)."
     f = family_of(zoo).oracle_features(zoo, batch_size)
-    if f is None: raise RNNWSError(f"no oracle features for zoo kind {zoo.manifest.get('kind')!r} (its family defines none)")
+    if f is None: raise RNNWSError(f"no oracle features for zoo kind {zoo.manifest.kind!r} (its family defines none)")
     return f
 
 def reference_embeddings(zoo: Zoo, # the zoo the embeddings are of
@@ -299,7 +299,7 @@ def results_table(summary: pd.DataFrame, # from `summarize`, with `encoder`, `ta
                  ) -> pd.DataFrame:
     "Rows: encoders; columns: `n` (units) and per target its metric(s) (↓ lower is better, ↑ higher); cells: `mean [low, high]`."
     if split not in SPLITS: raise RNNWSError(f"unknown split {split!r}; choose from {list(SPLITS)}")
-    tg = family_of(zoo).targets({} if isinstance(zoo, str) else zoo.manifest)
+    tg = family_of(zoo).targets(None if isinstance(zoo, str) else zoo.manifest)
     keep = [predictor, "supervised"] if predictor == "mlp" else [predictor]
     s = summary[(summary.split == split) & summary.predictor.isin(keep)]
     if "stratum" in s.columns: s = s[s.stratum.fillna("all") == STRATA.get(stratum, (stratum,))[0]]

@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 from dataclasses import asdict, dataclass
 from importlib import import_module
-from typing import Any, Callable, ClassVar, Literal, NamedTuple, Protocol, Sequence, runtime_checkable
+from typing import TYPE_CHECKING, Any, Callable, ClassVar, Literal, NamedTuple, Protocol, Sequence, runtime_checkable
 
 import numpy as np
 import pandas as pd
@@ -20,9 +20,11 @@ from fastcore.basics import patch
 
 from .core import RNNWSError
 
+if TYPE_CHECKING: from rnn_weightspace.zoo.format import Manifest
+
 # %% auto #0
 __all__ = ['InputDomain', 'Target', 'Runner', 'ZooRecipe', 'TaskFamily', 'register_family', 'task_families', 'get_family',
-           'family_of', 'input_domain']
+           'as_manifest', 'family_of', 'input_domain']
 
 # %% ../nbs/09_families.ipynb #90aa6f34
 @dataclass(frozen=True)
@@ -158,22 +160,23 @@ class TaskFamily:
         if name not in p: raise RNNWSError(f"unknown preset {name!r} of task family {self.name!r}; choose from {', '.join(p)}")
         return p[name]
 
-    def input_domain(self, manifest: dict | None = None, # a zoo's manifest (None: the family's default models)
+    def input_domain(self, manifest: Manifest | None = None, # a zoo's manifest (None: the family's default models)
                     ) -> InputDomain:
         "What the models read: the domain recorded in the manifest."
-        d = (manifest or {}).get("input_domain")
+        d = manifest.input_domain if manifest is not None else None
         if d is None:
             raise RNNWSError(f"zoo kind {self.name!r} has no known input domain; record one when you write the zoo "
                              "(Zoo.from_modules(..., input_domain=InputDomain.tokens(n)) or a TaskFamily), or pass domain=... to the encoder")
         try: return InputDomain(**d)
         except (TypeError, RNNWSError) as e: raise RNNWSError(f"the zoo's manifest field 'input_domain' is not a valid input domain ({e})") from None
 
-    def targets(self, manifest: dict, # a zoo's manifest (its checkpoint steps, metadata columns)
+    def targets(self, manifest: Manifest | None, # a zoo's manifest (its checkpoint steps, metadata columns); None: the family's
                ) -> dict[str, Target]:
         "The downstream targets of its zoos: accuracy (a metadata column) and training step (several checkpoints)."
         out = {}
-        if "accuracy" in manifest.get("metadata_columns", {}): out["accuracy"] = Target.regression("accuracy")
-        if len(manifest.get("checkpoint_steps", [])) > 1: out["step"] = Target.step(len(manifest["checkpoint_steps"]))
+        if manifest is None: return out
+        if "accuracy" in manifest.metadata_columns: out["accuracy"] = Target.regression("accuracy")
+        if len(manifest.checkpoint_steps) > 1: out["step"] = Target.step(len(manifest.checkpoint_steps))
         return out
 
 # %% ../nbs/09_families.ipynb #760447bc
@@ -246,15 +249,24 @@ def get_family(name: str, # a family's name, e.g. "formal-languages"
     if name not in fams: raise RNNWSError(f"unknown task family {name!r}; the registered ones are {', '.join(fams)} (see register_family)")
     return fams[name]
 
-def family_of(zoo, # a `Zoo` (or view), its manifest dict, or a zoo kind
+def as_manifest(zoo, # a `Zoo` (or view), a `Manifest`, or a manifest's JSON (a dict)
+               ) -> Manifest:
+    "The `Manifest` of `zoo`."
+    m = getattr(zoo, "manifest", zoo)
+    if isinstance(m, dict):
+        from rnn_weightspace.zoo.format import Manifest   # the zoo layer sits above this one: imported when needed
+        m = Manifest.from_dict(m)
+    return m
+
+def family_of(zoo, # a `Zoo` (or view), a `Manifest` (or its dict), or a zoo kind
              ) -> TaskFamily:
     "The family of a zoo: the registered one of its kind, else the base `TaskFamily` (which reads only the manifest)."
-    kind = zoo if isinstance(zoo, str) else getattr(zoo, "manifest", zoo).get("kind")
+    kind = zoo if isinstance(zoo, str) else as_manifest(zoo).kind
     return task_families().get(kind) or TaskFamily(str(kind))
 
-def input_domain(zoo_or_manifest, # a `Zoo`, or its manifest dict
+def input_domain(zoo, # a `Zoo` (or view), a `Manifest` (or its dict)
                 ) -> InputDomain:
     "The input domain of a zoo's models: as recorded in its manifest, else as its family knows it."
-    m = getattr(zoo_or_manifest, "manifest", zoo_or_manifest)
-    if m.get("input_domain") is not None: return TaskFamily.input_domain(TaskFamily(), m)
+    m = as_manifest(zoo)
+    if m.input_domain is not None: return TaskFamily.input_domain(TaskFamily(), m)
     return family_of(m).input_domain(m)

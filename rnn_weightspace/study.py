@@ -454,7 +454,7 @@ def _kind_section(out: Path, cfg: StudyConfig, kind: str) -> list[str]:
     matplotlib.use("Agg")
     zoo = Zoo(out / "zoos" / kind)
     splits = zoo.metadata.groupby("split").task.apply(lambda t: len({tuple(x) if isinstance(x, list) else x for x in t}))
-    L = [f"## {kind}", "", f"{zoo.manifest.get('name')}: {len(zoo)} checkpoints of {zoo.manifest['n_runs']} runs; tasks per split: "
+    L = [f"## {kind}", "", f"{zoo.manifest.name}: {len(zoo)} checkpoints of {zoo.manifest.n_runs} runs; tasks per split: "
          + ", ".join(f"{s} {n}" for s, n in splits.items()) + ".", ""]
     emu = pd.read_csv(out / "results" / f"{kind}_emulation.csv")
     L += ["### Emulation loss (total variation; lower is better)", "",

@@ -339,7 +339,7 @@ def _read_run_info(folder: Path) -> tuple[dict, TrainConfig]:
 # %% ../nbs/31_training.ipynb #2cac66d1
 def _zoo_fingerprint(zoo: Zoo) -> str:
     "A short hash of what `zoo` holds: its manifest's identity, every shard file's SHA-256 (else its folder), and the rows of a view."
-    m = zoo.manifest
+    m = zoo.manifest.to_dict()                                                   # the JSON: the hash of a zoo never changes
     ident = {k: m.get(k) for k in ("name", "kind", "model_spec", "config", "tasks", "splits", "checkpoint_steps", "n_runs")}
     ident["files"] = [[f.get("sha256") for _, f in sorted(sh["files"].items())] for sh in m.get("shards", [])]
     if not ident["files"]: ident["root"] = str(Path(zoo.root).resolve())          # no checksums (a released zoo opened in place)
@@ -498,8 +498,8 @@ def _train(full, zoo, fingerprint, models, config, out, device, resume, progress
     out, device, main = Path(out), torch.device(device), dist.is_main
     ck_dir = out / "checkpoints"
     has_checkpoint = broadcast_object((ck_dir / "last.pt").exists())                  # decided once, before rank 0 writes
-    meta = {"config": config.to_dict(), "zoo": {"path": str(Path(full.root).resolve()), "name": full.manifest.get("name"),
-            "kind": full.manifest.get("kind"), "model_spec": full.spec.to_dict(), "n_checkpoints": len(full), "fingerprint": fingerprint}}
+    meta = {"config": config.to_dict(), "zoo": {"path": str(Path(full.root).resolve()), "name": full.manifest.name,
+            "kind": full.manifest.kind, "model_spec": full.spec.to_dict(), "n_checkpoints": len(full), "fingerprint": fingerprint}}
     if resume:
         saved, saved_config = _read_run_info(out)
         if saved_config.to_dict() != config.to_dict():

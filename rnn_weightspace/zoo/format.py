@@ -15,6 +15,7 @@ import reprlib
 import stat
 import struct
 import sys
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterable, Sequence
@@ -34,8 +35,9 @@ from ..lstm import LSTMModel, LSTMSpec, LSTMWeights
 
 # %% auto #0
 __all__ = ['FORMAT_NAME', 'FORMAT_VERSION', 'MANIFEST_NAME', 'PENDING_SUFFIX', 'ZooFormatError', 'write_shard_file',
-           'open_shard_file', 'split_tasks', 'downstream_splits', 'task_splits', 'read_manifest', 'ZooWriter',
-           'write_shard_files', 'check_finite', 'Zoo', 'ZooDataset', 'zoo_collate', 'toy_manifest', 'merge_zoos']
+           'open_shard_file', 'split_tasks', 'downstream_splits', 'task_splits', 'read_manifest', 'Manifest',
+           'ZooWriter', 'write_shard_files', 'check_finite', 'Zoo', 'ZooDataset', 'zoo_collate', 'toy_manifest',
+           'merge_zoos']
 
 # %% ../../nbs/12_zoo.format.ipynb #5fc9fce2
 FORMAT_NAME = "rnn_weightspace.zoo"
@@ -265,7 +267,7 @@ _REQUIRED = ("format", "format_version", "kind", "config", "model_spec", "parame
              "n_runs", "runs_per_shard", "runs", "tasks", "splits", "shards", "complete")
 
 def read_manifest(path: Path | str, # a zoo folder (or its manifest.json)
-                 ) -> dict[str, Any]:
+                 ) -> Manifest:
     "Load and validate a zoo manifest."
     path = Path(path)
     root = path.parent if path.name == MANIFEST_NAME else path
@@ -281,7 +283,50 @@ def read_manifest(path: Path | str, # a zoo folder (or its manifest.json)
     for k in _REQUIRED:
         if k not in m: raise ZooFormatError(f"{mf}: missing field {k!r}")
     _check_manifest(m, root, mf)
-    return m
+    return Manifest.from_dict(m)
+
+# %% ../../nbs/12_zoo.format.ipynb #6dc1e0a8
+@dataclass(frozen=True, eq=False)
+class Manifest(Mapping):
+    "A zoo's manifest: typed, validated fields for what readers use; the JSON as written in `to_dict()` (and as a mapping)."
+    kind: str  # the zoo's task family (a registered name), "modules" (`Zoo.from_modules`) or another kind
+    name: str  # the zoo's name in summaries
+    config: dict  # the recipe's fields (`ZooRecipe.to_dict`), seed included
+    model_spec: LSTMSpec | None  # the models' architecture (None only in a draft without one)
+    checkpoint_steps: tuple[int, ...]  # the training step of each checkpoint of a run
+    n_runs: int  # training runs
+    runs_per_shard: int  # runs per shard file
+    tasks: list  # the distinct tasks (JSON values)
+    run_tasks: list[int]  # each run's task: its position in `tasks`
+    splits: dict[str, list[int]]  # split name -> task positions
+    shards: list[dict]  # the written shard files (index, rows, files with paths, sizes and checksums)
+    complete: bool  # every shard written
+    build: dict  # how it was computed (backend, device, ...)
+    metadata_columns: dict  # metadata column -> what it holds
+    input_domain: dict | None  # what the models read, when recorded (`InputDomain.to_dict`)
+    task_family: dict  # what the zoo kind records about its tasks (tokens, normalisation, digits, ...)
+    raw: dict  # the JSON as written
+
+    @classmethod
+    def from_dict(cls, d: dict, # a manifest's JSON (validated by `read_manifest`; a draft may lack fields: they get defaults)
+                 ) -> Manifest:
+        "The typed view of a manifest dict (no checks: `read_manifest` validates files)."
+        spec = LSTMSpec.from_dict(d["model_spec"]) if "model_spec" in d else None
+        return cls(kind=d["kind"], name=d.get("name", ""), config=d.get("config", {}), model_spec=spec,
+                   checkpoint_steps=tuple(d.get("checkpoint_steps", ())), n_runs=d.get("n_runs", 0), runs_per_shard=d.get("runs_per_shard", 1),
+                   tasks=d.get("tasks", []), run_tasks=list(d.get("runs", {}).get("task", [])), splits=d.get("splits", {}), shards=d.get("shards", []),
+                   complete=d.get("complete", False), build=d.get("build", {}), metadata_columns=d.get("metadata_columns", {}),
+                   input_domain=d.get("input_domain"), task_family=d.get("task_family", {}), raw=d)
+
+    def to_dict(self) -> dict:
+        "The manifest's JSON, as written (every field, those of the zoo kind included)."
+        return self.raw
+    def __getitem__(self, key): return self.raw[key]
+    def __iter__(self): return iter(self.raw)
+    def __len__(self) -> int: return len(self.raw)
+    def __repr__(self) -> str:
+        return (f"Manifest({self.kind!r}, {self.name!r}: {self.n_runs} runs x {len(self.checkpoint_steps)} checkpoints, "
+                f"{len(self.tasks)} tasks, {len(self.shards)} shards{'' if self.complete else ', incomplete'})")
 
 # %% ../../nbs/12_zoo.format.ipynb #f47d0bce
 class ZooWriter:
@@ -593,19 +638,19 @@ class Zoo:
                 ):
         self.root, self.checksums = Path(path), checksums
         self.manifest = read_manifest(self.root)
-        if not self.manifest["complete"] and not allow_incomplete:
-            raise ZooFormatError(f"{self.root}: the build is incomplete ({len(self.manifest['shards'])} shards written); "
+        if not self.manifest.complete and not allow_incomplete:
+            raise ZooFormatError(f"{self.root}: the build is incomplete ({len(self.manifest.shards)} shards written); "
                                  "resume it, or open with allow_incomplete=True")
         self._check_files(verify)
-        self.spec = LSTMSpec.from_dict(self.manifest["model_spec"])
-        self.steps = list(self.manifest["checkpoint_steps"])
+        self.spec = self.manifest.model_spec
+        self.steps = list(self.manifest.checkpoint_steps)
         self._table = self._read_metadata()
         self.rows = np.arange(len(self._table))
         self._maps: dict[str, _Shards] = {}
 
     def _read_metadata(self) -> pd.DataFrame:
         split_of = task_splits(self.manifest)
-        frames = [pd.DataFrame(_read_metadata_file(self.root, self.manifest, sh, self.checksums)) for sh in self.manifest["shards"]]
+        frames = [pd.DataFrame(_read_metadata_file(self.root, self.manifest, sh, self.checksums)) for sh in self.manifest.shards]
         df = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=["run", "checkpoint", "step", "task"])
         df["split"] = [split_of[_key(t)] for t in df["task"]]
         return df
@@ -641,7 +686,7 @@ _SCAN_BYTES = 64 << 20  # bytes of weights checked for NaN/Inf at a time by `Zoo
 def _check_files(self: Zoo, verify: bool):
     "Every file: inside the folder, regular, of the recorded size, tensors as the manifest says; `verify`: checksums, finite weights."
     first = {}
-    for sh in self.manifest["shards"]:
+    for sh in self.manifest.shards:
         for kind, f in sh["files"].items():
             p = _inside(self.root, f["path"], kind)
             with _open_regular(p, f"{'metadata table' if kind == 'metadata' else 'shard file'} (shards[{sh['index']}].files.{kind})") as fh:
@@ -695,10 +740,10 @@ def split(self: Zoo, name: str, # "train", "val" or "ood"
           downstream: bool = False, # the paper's downstream protocol: half the OOD tasks move into "train"
          ) -> Zoo:
     "The rows of the tasks in split `name`."
-    splits = self.manifest["splits"]
-    if downstream: splits = downstream_splits(splits, [_key(t) for t in self.manifest["tasks"]], self.manifest["config"].get("seed", 0))
+    splits = self.manifest.splits
+    if downstream: splits = downstream_splits(splits, [_key(t) for t in self.manifest.tasks], self.manifest.config.get("seed", 0))
     if name not in splits: raise RNNWSError(f"unknown split {name!r}; choose from {sorted(splits)}")
-    keys = {_key(self.manifest["tasks"][i]) for i in splits[name]}
+    keys = {_key(self.manifest.tasks[i]) for i in splits[name]}
     tk = self._table["task"].iloc[self.rows].map(_key)
     return self._view(self.rows[tk.isin(keys).to_numpy()])
 
@@ -759,7 +804,7 @@ def plot_accuracy(self: Zoo, # the zoo (or a view)
     ax.set_xscale("symlog", linthresh=max(1, self.steps[1] if len(self.steps) > 1 else 1))
     ax.set_xlabel("training step"); ax.set_ylabel(metric); ax.legend(fontsize="small"); ax.grid(alpha=0.3)
     if "accuracy" in metric: ax.set_ylim(-0.02, 1.02)
-    ax.set_title(self.manifest.get("name", self.root.name))
+    ax.set_title(self.manifest.name or self.root.name)
     return ax.figure
 
 # %% ../../nbs/12_zoo.format.ipynb #1672676c
@@ -780,7 +825,7 @@ class ZooDataset(Dataset):
 
     def _task_tensor(self, col: pd.Series) -> Tensor:
         "Tasks as a tensor: numeric vectors `[n, K]` or scalars `[n]` as they are, other tasks (e.g. names) as their index."
-        tasks = self.zoo.manifest["tasks"]
+        tasks = self.zoo.manifest.tasks
         num = lambda v: isinstance(v, (int, float)) and not isinstance(v, bool)
         if all(isinstance(t, list) and len(t) == len(tasks[0]) and all(num(v) for v in t) for t in tasks): return torch.tensor(np.array(list(col), dtype=np.float64).reshape(len(col), len(tasks[0]))).to(torch.int64 if all(isinstance(v, int) for t in tasks for v in t) else torch.float32)
         if all(num(t) for t in tasks): return torch.as_tensor(np.array(col.to_numpy()))
@@ -917,7 +962,7 @@ def from_modules(cls: Zoo, path: Path | str, # the zoo folder to create (must no
                 "runs_per_shard": models_per_shard, "tasks": tasks, "runs": {"task": [pos[json.dumps(t)] for t in cols["task"]]},
                 "splits": split_idx, "metadata_columns": {k: "" for k in cols}}
     if input_domain is None and family is not None:                 # the family's domain, recorded: the zoo opens anywhere
-        try: input_domain = family.input_domain(manifest)
+        try: input_domain = family.input_domain(Manifest.from_dict(manifest))
         except RNNWSError: pass
     if input_domain is not None:
         d = input_domain.to_dict() if hasattr(input_domain, "to_dict") else dict(input_domain)
@@ -947,15 +992,16 @@ def from_store(cls: Zoo, root: Path | str, # where the rows live (named in messa
     zoo = object.__new__(cls)
     split_of = task_splits(manifest)
     table = metadata.assign(split=[split_of[_key(t)] for t in metadata["task"]])
-    zoo.__dict__.update(root=Path(root), manifest=manifest, spec=LSTMSpec.from_dict(manifest["model_spec"]), checksums=False,
-                        steps=list(manifest["checkpoint_steps"]), _table=table, rows=np.arange(len(table)), _maps={}, _store=store)
+    manifest = manifest if isinstance(manifest, Manifest) else Manifest.from_dict(manifest)
+    zoo.__dict__.update(root=Path(root), manifest=manifest, spec=manifest.model_spec, checksums=False,
+                        steps=list(manifest.checkpoint_steps), _table=table, rows=np.arange(len(table)), _maps={}, _store=store)
     return zoo
 
 # %% ../../nbs/12_zoo.format.ipynb #07d7f832
 def _raw_metadata(zoo: Zoo) -> dict[str, list]:
     "The metadata columns of a whole zoo, as stored (JSON values, not a DataFrame)."
     cols: dict[str, list] = {}
-    for sh in zoo.manifest["shards"]:
+    for sh in zoo.manifest.shards:
         part = _read_metadata_file(zoo.root, zoo.manifest, sh, getattr(zoo, "checksums", True))
         if cols and set(part) != set(cols): raise ZooFormatError(f"{zoo.root}: shard {sh['index']} has other metadata columns")
         for k, v in part.items(): cols.setdefault(k, []).extend(v)
@@ -980,21 +1026,21 @@ def _merged_tasks(sources: list[Path], zoos: list, splits_from: int | None) -> t
     "The union of the zoos' tasks (in order of first appearance), each task's index, and the splits (which must agree, or come from one zoo)."
     tasks, where = [], {}
     for z in zoos:
-        for t in z.manifest["tasks"]:
+        for t in z.manifest.tasks:
             if json.dumps(t) not in where: where[json.dumps(t)] = len(tasks); tasks.append(t)
     split_of: dict[str, str] = {}
     if splits_from is not None:
-        ref = {json.dumps(zoos[splits_from].manifest["tasks"][i]): sp for sp, idx in zoos[splits_from].manifest["splits"].items() for i in idx}
+        ref = {json.dumps(zoos[splits_from].manifest.tasks[i]): sp for sp, idx in zoos[splits_from].manifest.splits.items() for i in idx}
         if missing := [json.loads(t) for t in where if t not in ref]:
             raise RNNWSError(f"splits_from={splits_from}: {sources[splits_from]} has no split for task {missing[0]!r} (a task only other zoos have)")
         split_of = {t: ref[t] for t in where}
     else:
         for p, z in zip(sources, zoos):
-            for sp, idx in z.manifest["splits"].items():
+            for sp, idx in z.manifest.splits.items():
                 for i in idx:
-                    t = json.dumps(z.manifest["tasks"][i])
+                    t = json.dumps(z.manifest.tasks[i])
                     if split_of.setdefault(t, sp) != sp:
-                        raise RNNWSError(f"{p}: task {z.manifest['tasks'][i]!r} is in split {sp!r} there but {split_of[t]!r} in an earlier zoo; "
+                        raise RNNWSError(f"{p}: task {z.manifest.tasks[i]!r} is in split {sp!r} there but {split_of[t]!r} in an earlier zoo; "
                                          "pass splits_from=i (--splits-from i) to use one zoo's splits")
     split_names = sorted({*split_of.values(), "train", "val", "ood"})
     splits = {sp: sorted(where[t] for t, v in split_of.items() if v == sp) for sp in split_names}
@@ -1035,20 +1081,20 @@ def merge_zoos(sources: Sequence[Path | str], # the zoo folders to combine, in o
             if m.get(k) != first.get(k): raise RNNWSError(f"{p}: field {k!r} differs from {sources[0]} ({m.get(k)!r} vs {first.get(k)!r}); these zoos cannot be merged")
     for i in range(len(zoos)):
         for j in range(i):
-            if zoos[i].manifest["config"] == zoos[j].manifest["config"] and zoos[i].manifest["n_runs"] == zoos[j].manifest["n_runs"]:
+            if zoos[i].manifest.config == zoos[j].manifest.config and zoos[i].manifest.n_runs == zoos[j].manifest.n_runs:
                 raise RNNWSError(f"{sources[i]} is the same build as {sources[j]} (identical config): its runs would be duplicates; "
                                  "build the parts with different --seed values")
     tasks, where, splits = _merged_tasks(sources, zoos, splits_from)
-    offsets = np.cumsum([0] + [z.manifest["n_runs"] for z in zoos]).tolist()
-    run_task = [where[json.dumps(z.manifest["tasks"][k])] for z in zoos for k in z.manifest["runs"]["task"]]
+    offsets = np.cumsum([0] + [z.manifest.n_runs for z in zoos]).tolist()
+    run_task = [where[json.dumps(z.manifest.tasks[k])] for z in zoos for k in z.manifest.run_tasks]
     manifest = {k: v for k, v in first.items() if k not in ("shards", "complete", "format", "format_version", "build", "tasks", "runs", "splits", "task_names")}
     manifest.update(name=name or f"{first.get('name', 'zoo')}-merged", n_runs=offsets[-1], tasks=tasks, runs={"task": run_task}, splits=splits,
                     runs_per_shard=runs_per_shard if runs_per_shard is not None else first["runs_per_shard"],
-                    merged_from=[{"path": str(Path(p).resolve()), "name": z.manifest.get("name"), "config": z.manifest["config"],
-                                  "build": z.manifest.get("build"), "n_runs": z.manifest["n_runs"], "run_offset": o}
+                    merged_from=[{"path": str(Path(p).resolve()), "name": z.manifest.get("name"), "config": z.manifest.config,
+                                  "build": z.manifest.get("build"), "n_runs": z.manifest.n_runs, "run_offset": o}
                                  for p, z, o in zip(sources, zoos, offsets)])
     if "task_names" in first:
-        names = {json.dumps(t): n for z in zoos for t, n in zip(z.manifest["tasks"], z.manifest.get("task_names", []))}
+        names = {json.dumps(t): n for z in zoos for t, n in zip(z.manifest.tasks, z.manifest.get("task_names", []))}
         manifest["task_names"] = [names.get(json.dumps(t), str(t)) for t in tasks]
     manifest["metadata_columns"] = {**first.get("metadata_columns", {}), "source": "index of the merged zoo it came from (merged_from)",
                                     "source_run": "its run index in that zoo"}

@@ -26,7 +26,7 @@ from ..lstm import LSTMSpec, LSTMWeights, lstm_forward
 from ..families import InputDomain, Runner, Target, TaskFamily, register_family
 from ..tasks.sequential_mnist import (MNIST_MEAN, MNIST_STD, MNISTImages, angle_criterion, load_mnist, mnist_dir,
                                                    tile_sequences)
-from .format import ZooFormatError, split_tasks
+from .format import Manifest, ZooFormatError, split_tasks
 from .official import Release, check_array, check_per_run, first_row, refuse_rows, show_value
 from .train import PAPER_CHECKPOINTS, RunResult
 
@@ -425,18 +425,18 @@ class SequentialMNIST(TaskFamily):
         "The zoo presets: paper, small, tiny."
         return dict(PRESETS)
 
-    def input_domain(self, manifest: dict | None = None, # a zoo's manifest (None: the paper's models)
+    def input_domain(self, manifest: Manifest | None = None, # a zoo's manifest (None: the paper's models)
                     ) -> InputDomain:
         "Pixel values normalised as the zoo recorded: the box they lie in."
-        m = manifest or {}
-        mean, std = m.get("task_family", {}).get("normalisation", (MNIST_MEAN, MNIST_STD))
-        return InputDomain.continuous(m.get("model_spec", {}).get("input_size", 16), (0 - mean) / std, (1 - mean) / std)
+        mean, std = manifest.task_family.get("normalisation", (MNIST_MEAN, MNIST_STD)) if manifest is not None else (MNIST_MEAN, MNIST_STD)
+        spec = manifest.model_spec if manifest is not None else None
+        return InputDomain.continuous(spec.input_size if spec is not None else 16, (0 - mean) / std, (1 - mean) / std)
 
-    def targets(self, manifest: dict, # a zoo's manifest (its checkpoint steps)
+    def targets(self, manifest: Manifest | None, # a zoo's manifest (its checkpoint steps); None: one checkpoint
                ) -> dict[str, Target]:
         "The rotation angle, the accuracy, the checkpoint and the generalisation gap."
         return {"angle": Target.angle("angle"), "accuracy": Target.regression("accuracy"),
-                "step": Target.step(len(manifest.get("checkpoint_steps", [0]))), "gap": Target.regression("gap", "generalization_gap")}
+                "step": Target.step(len(manifest.checkpoint_steps) if manifest is not None else 1), "gap": Target.regression("gap", "generalization_gap")}
 
 # %% ../../nbs/14_zoo.sequential_mnist.ipynb #b3c972q2
 @patch
@@ -459,7 +459,7 @@ def task_scorer(self: SequentialMNIST, view, # the checkpoints to score
                 device="cpu", # where the models run
                ):
     "Scores: the accuracy on held-out digits rotated by the model's own angle, read at the last step."
-    cfg, device, angles = view.manifest["config"], torch.device(device), view.metadata["angle"]
+    cfg, device, angles = view.manifest.config, torch.device(device), view.metadata["angle"]
     mnist = load_mnist(cfg.get("source", "offline"), seed=cfg.get("seed", 0))
     idx = mnist.eval_index[torch.randperm(len(mnist.eval_index), generator=make_generator(seed, "clone-digits"))[:n_samples]]
     images, labels = mnist.images[idx].to(device), mnist.labels[idx].to(device)   # [n, 28, 28], [n]

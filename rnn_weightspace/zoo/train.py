@@ -29,7 +29,7 @@ from ..families import InputDomain, Runner, Target, TaskFamily, get_family, regi
 from ..lstm import LSTMSpec, LSTMWeights, lstm_forward, lstm_step
 from ..tasks.formal_languages import FORMAL_LANGUAGES, FormalLanguageFamily, task_entropy, task_name
 from ..distributed import DistInfo, all_gather_objects, barrier, broadcast_object, process_group, shard
-from .format import Zoo, ZooFormatError, ZooWriter, split_tasks, write_shard_files
+from .format import Manifest, Zoo, ZooFormatError, ZooWriter, split_tasks, write_shard_files
 from .official import Release, check_array, first_row, refuse_rows, show_value
 
 # %% auto #0
@@ -561,9 +561,9 @@ def _task_offsets(md: pd.DataFrame) -> np.ndarray:
     t = np.array(md["task"].tolist())                      # [n, 4]: (0, m_b, m_c, m_d)
     return t[:, 1:] + 3                                    # offsets -3..2 -> classes 0..5
 
-def _language(manifest: dict) -> FormalLanguageFamily:
+def _language(manifest: Manifest) -> FormalLanguageFamily:
     "The language family a zoo was trained on, from its recorded config."
-    fam = dict(manifest.get("config", {}).get("family", {}))
+    fam = dict(manifest.config.get("family", {}))
     if "offsets" in fam: fam["offsets"] = tuple(fam["offsets"])
     return FormalLanguageFamily(**fam)
 
@@ -584,16 +584,17 @@ class FormalLanguages(TaskFamily):
         "The zoo presets: paper, small, tiny."
         return dict(PRESETS)
 
-    def input_domain(self, manifest: dict | None = None, # a zoo's manifest (None: the paper's models)
+    def input_domain(self, manifest: Manifest | None = None, # a zoo's manifest (None: the paper's models)
                     ) -> InputDomain:
         "One-hot tokens, as many as the models' inputs."
-        return InputDomain.tokens((manifest or {}).get("model_spec", {}).get("input_size", FORMAL_LANGUAGES.vocab_size))
+        spec = manifest.model_spec if manifest is not None else None
+        return InputDomain.tokens(spec.input_size if spec is not None else FORMAL_LANGUAGES.vocab_size)
 
-    def targets(self, manifest: dict, # a zoo's manifest (its checkpoint steps)
+    def targets(self, manifest: Manifest | None, # a zoo's manifest (its checkpoint steps); None: one checkpoint
                ) -> dict[str, Target]:
         "The task's offsets (3 heads), the accuracy and the checkpoint."
         return {"task": Target("task", "classes", _task_offsets, (6, 6, 6), "bce", loss="bce", heads=("m_b", "m_c", "m_d")),
-                "accuracy": Target.regression("accuracy"), "step": Target.step(len(manifest.get("checkpoint_steps", [0])))}
+                "accuracy": Target.regression("accuracy"), "step": Target.step(len(manifest.checkpoint_steps) if manifest is not None else 1)}
 
 # %% ../../nbs/13_zoo.train.ipynb #6429e7q2
 @patch
@@ -601,7 +602,7 @@ def oracle_features(self: FormalLanguages, view, # a zoo (or a view) with stored
                     batch_size: int = 256, # checkpoints read at a time
                    ) -> np.ndarray:
     "Mean counts of each symbol before the first EOS, and how often an EOS came `[len(view), n_symbols + 1]`."
-    toks = view.manifest.get("task_family", {}).get("tokens", {})
+    toks = view.manifest.task_family.get("tokens", {})
     n_sym, eos = len(toks.get("symbols", "abcd")), toks.get("eos", 5)
     out = []
     for i in range(0, len(view), batch_size):
