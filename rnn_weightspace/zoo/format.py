@@ -267,7 +267,7 @@ _REQUIRED = ("format", "format_version", "kind", "config", "model_spec", "parame
              "n_runs", "runs_per_shard", "runs", "tasks", "splits", "shards", "complete")
 
 def read_manifest(path: Path | str, # a zoo folder (or its manifest.json)
-                 ) -> Manifest:
+                 ) -> "Manifest":
     "Load and validate a zoo manifest."
     path = Path(path)
     root = path.parent if path.name == MANIFEST_NAME else path

@@ -107,7 +107,7 @@ def manifest(self: FormalLanguageZooConfig,
 @patch
 def train_run(self: FormalLanguageZooConfig,
               run: int, # which run (see `train_run`)
-             ) -> RunResult:
+             ) -> "RunResult":
     "Train one run on the CPU (`train_run`)."
     return train_run(self, run)
 
@@ -115,7 +115,7 @@ def train_run(self: FormalLanguageZooConfig,
 def train_runs_batched(self: FormalLanguageZooConfig,
                        runs: Sequence[int], # the runs to train together
                        device=None, # where to train (default: `get_device()`)
-                      ) -> RunResult:
+                      ) -> "RunResult":
     "Train several runs batched on one device (`train_runs_batched`)."
     return train_runs_batched(self, runs, device)
 
