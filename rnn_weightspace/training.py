@@ -41,10 +41,11 @@ __all__ = ['AUGMENTATIONS', 'AUGMENT_SCOPES', 'TRAIN_PRESETS', 'TrainConfig', 't
            'augmentation', 'step_symmetry', 'bootstrap_ci', 'evaluate', 'grad_norms', 'probe_spread', 'Run', 'train',
            'save_embeddings', 'load_embeddings', 'save_figures']
 
-# %% ../nbs/31_training.ipynb #ed4650a9
+# %% ../nbs/31_training.ipynb #ed4650a8
 AUGMENTATIONS = ("auto", "none", "permutations", "symmetries")
 AUGMENT_SCOPES = ("batch", "model")  # one random symmetry shared by the batch (released), or one per model
 
+# %% ../nbs/31_training.ipynb #ed4650a9
 @dataclass
 class TrainConfig:
     "Everything that determines an emulation training run."

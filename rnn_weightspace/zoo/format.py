@@ -844,33 +844,37 @@ class ZooDataset(Dataset):
         if not self.random_rollouts or not len(idx): return torch.arange(self.n_rollouts).expand(len(idx), -1)
         return torch.stack([torch.randperm(n_stored, generator=torch.Generator().manual_seed(derive_seed(self.seed, self.epoch, int(self.zoo.rows[i]))))[:self.n_rollouts] for i in idx])
 
-    def batch(self,
-              indices: Sequence[int], # item positions `0..len(self)-1`, `B` of them
-             ) -> dict[str, Any]:
-        "A batch of items read in one go: `weights` `[B]`, rollouts `[B, n_rollouts, ...]`, targets `[B, ...]`."
-        idx = np.asarray(indices, dtype=np.int64)
-        out = {"weights": self.zoo.weights[idx], "index": torch.as_tensor(idx)}
-        reader = self.zoo._shards("rollouts")
-        n_stored = reader.second_axis() if isinstance(reader, _Shards) and len(idx) else None
-        if n_stored is not None:                                                    # read only the chosen rollouts
-            if self.n_rollouts > n_stored: raise RNNWSError(f"n_rollouts={self.n_rollouts} but the zoo stores {n_stored} per checkpoint")
-            out.update(reader.read_sub(self.zoo.rows[idx], self._rollout_ids(idx, n_stored).numpy()))   # [B, n_rollouts, ...]
-        else:
-            rolls = self.zoo.rollouts[idx]
-            n_stored = next(iter(rolls.values())).shape[1] if rolls else 0
-            if rolls and self.n_rollouts > n_stored: raise RNNWSError(f"n_rollouts={self.n_rollouts} but the zoo stores {n_stored} per checkpoint")
-            ids = self._rollout_ids(idx, n_stored) if rolls else None
-            for k, v in rolls.items(): out[k] = v[torch.arange(len(idx))[:, None], ids]   # [B, n_rollouts, ...]
-        for t, v in self._targets.items(): out[t] = v[idx]
-        return out
+# %% ../../nbs/12_zoo.format.ipynb #1672676d
+@patch
+def batch(self: ZooDataset,
+          indices: Sequence[int], # item positions `0..len(self)-1`, `B` of them
+         ) -> dict[str, Any]:
+    "A batch of items read in one go: `weights` `[B]`, rollouts `[B, n_rollouts, ...]`, targets `[B, ...]`."
+    idx = np.asarray(indices, dtype=np.int64)
+    out = {"weights": self.zoo.weights[idx], "index": torch.as_tensor(idx)}
+    reader = self.zoo._shards("rollouts")
+    n_stored = reader.second_axis() if isinstance(reader, _Shards) and len(idx) else None
+    if n_stored is not None:                                                    # read only the chosen rollouts
+        if self.n_rollouts > n_stored: raise RNNWSError(f"n_rollouts={self.n_rollouts} but the zoo stores {n_stored} per checkpoint")
+        out.update(reader.read_sub(self.zoo.rows[idx], self._rollout_ids(idx, n_stored).numpy()))   # [B, n_rollouts, ...]
+    else:
+        rolls = self.zoo.rollouts[idx]
+        n_stored = next(iter(rolls.values())).shape[1] if rolls else 0
+        if rolls and self.n_rollouts > n_stored: raise RNNWSError(f"n_rollouts={self.n_rollouts} but the zoo stores {n_stored} per checkpoint")
+        ids = self._rollout_ids(idx, n_stored) if rolls else None
+        for k, v in rolls.items(): out[k] = v[torch.arange(len(idx))[:, None], ids]   # [B, n_rollouts, ...]
+    for t, v in self._targets.items(): out[t] = v[idx]
+    return out
 
-    def __getitem__(self, i: int) -> dict[str, Any]:
-        b = self.batch([i])
-        return {k: (v[0] if not isinstance(v, LSTMWeights) else v[0]) for k, v in b.items()}
+@patch
+def __getitem__(self: ZooDataset, i: int) -> dict[str, Any]:
+    b = self.batch([i])
+    return {k: (v[0] if not isinstance(v, LSTMWeights) else v[0]) for k, v in b.items()}
 
-    def __getitems__(self, indices: list[int]) -> list[dict[str, Any]]:
-        b = self.batch(indices)
-        return [{k: v[j] for k, v in b.items()} for j in range(len(indices))]
+@patch
+def __getitems__(self: ZooDataset, indices: list[int]) -> list[dict[str, Any]]:
+    b = self.batch(indices)
+    return [{k: v[j] for k, v in b.items()} for j in range(len(indices))]
 
 # %% ../../nbs/12_zoo.format.ipynb #379d6915
 def zoo_collate(items: list[dict[str, Any]], # `ZooDataset` items, all with the same keys
