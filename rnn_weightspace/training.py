@@ -494,32 +494,23 @@ def _writing(path: Path, write, step: int | None = None) -> None:
                 if step is not None else "")
         raise RNNWSError(f"{path}: cannot write it ({e.strerror or e}){kept}") from None
 
-# %% ../nbs/31_training.ipynb #59497e48
-def _train(full, zoo, fingerprint, models, config, out, device, resume, progress, max_steps, figures, dist: DistInfo) -> Run:
-    out, device, main = Path(out), torch.device(device), dist.is_main
-    ck_dir = out / "checkpoints"
-    has_checkpoint = broadcast_object((ck_dir / "last.pt").exists())                  # decided once, before rank 0 writes
-    meta = {"config": config.to_dict(), "zoo": {"path": str(Path(full.root).resolve()), "name": full.manifest.name,
-            "kind": full.manifest.kind, "model_spec": full.spec.to_dict(), "n_checkpoints": len(full), "fingerprint": fingerprint}}
-    if resume:
-        saved, saved_config = _read_run_info(out)
-        if saved_config.to_dict() != config.to_dict():
-            diff = sorted(k for k in config.to_dict() if saved_config.to_dict().get(k) != config.to_dict()[k])
-            raise RNNWSError(f"{out / 'config.json'}: the run was started with another config (fields {diff} differ); "
-                             "resume with the same config")
-        _check_same_zoo(out / "config.json", saved["zoo"], meta["zoo"])
+# %% ../nbs/31_training.ipynb #59497e4a
+def _check_resume(out: Path, config: TrainConfig, meta: dict) -> dict:
+    "The saved info of the run to resume, after checking that its config and its zoo are the ones asked for now."
+    saved, saved_config = _read_run_info(out)
+    if saved_config.to_dict() != config.to_dict():
+        diff = sorted(k for k in config.to_dict() if saved_config.to_dict().get(k) != config.to_dict()[k])
+        raise RNNWSError(f"{out / 'config.json'}: the run was started with another config (fields {diff} differ); "
+                         "resume with the same config")
+    _check_same_zoo(out / "config.json", saved["zoo"], meta["zoo"])
+    return saved
 
-    enc, emu = models
-    modules = [m for m in (enc, emu) if m is not None]
-    for m in modules: m.to(device)
-    opt = torch.optim.AdamW([p for m in modules for p in m.parameters()], lr=config.lr, weight_decay=config.weight_decay)
-    train_view, evals = zoo.split("train"), {s: zoo.split(s) for s in ("val", "ood")}
-    ds = ZooDataset(train_view, n_rollouts=config.rollouts_per_model, targets=[], seed=derive_seed(config.seed, "rollouts"))
-    domain = input_domain(zoo)
-    perms, signs = augmentation(config, enc)
-
+def _restore(out: Path, saved: dict | None, meta: dict, fingerprint: str, enc, emu, opt, device, dist: DistInfo,
+             resumed: bool) -> tuple[int, float, int, list]:
+    "Start step, best validation loss, evaluations since, metrics: from the last checkpoint (`resumed`), or a fresh folder."
+    ck_dir, main = out / "checkpoints", dist.is_main
     start, best, since_best, metrics = 0, math.inf, 0, []
-    if resume and has_checkpoint:
+    if resumed:
         f = ck_dir / "last.pt"
         ck = _load_checkpoint(f)
         if enc is not None: _load_state(enc, ck["encoder"], f, "encoder")
@@ -533,38 +524,64 @@ def _train(full, zoo, fingerprint, models, config, out, device, resume, progress
         for p in (out / "metrics.jsonl", ck_dir / "best.pt"): p.unlink(missing_ok=True)
         info = {**meta, "environment": env_report(), "device": str(device), **({"world_size": dist.world_size} if dist.distributed else {})}
         _writing(out / "config.json", lambda: atomic_write_json(out / "config.json", info))
+    return start, best, since_best, metrics
+
+# %% ../nbs/31_training.ipynb #59497e4c
+class _RunState:
+    "What a run keeps between steps: its metrics, the best validation loss and the evaluations since; rank 0 writes checkpoints."
+    def __init__(self, out: Path, opt, enc, emu, start: tuple[int, float, int, list], main: bool):
+        self.out, self.ck_dir, self.opt, self.enc, self.emu, self.main = out, out / "checkpoints", opt, enc, emu, main
+        _, self.best, self.since_best, self.metrics = start
+
+    def checkpoint(self, step: int, is_best: bool):
+        if not self.main: return                                                    # rank 0 writes for everyone
+        state = {"step": step, "best": self.best, "since_best": self.since_best, "optimizer": self.opt.state_dict(),
+                 "encoder": self.enc.state_dict() if self.enc is not None else {}, "emulator": self.emu.state_dict()}
+        # last.pt is written last: it is the commit point. A run killed before it resumes from the previous last.pt,
+        # keeps only the metrics up to that step, and recomputes (bit-identically) what followed
+        _writing(self.out / "metrics.jsonl", lambda: _write_metrics(self.out / "metrics.jsonl", self.metrics), step)
+        if is_best: _writing(self.ck_dir / "best.pt", lambda: _save_checkpoint(self.ck_dir / "best.pt", state), step)
+        _writing(self.ck_dir / "last.pt", lambda: _save_checkpoint(self.ck_dir / "last.pt", state), step)
+
+    def evaluate(self, step: int, evals: dict, config: TrainConfig, device, dist: DistInfo) -> bool:
+        "Evaluate on val and OOD, checkpoint; True when early stopping says stop."
+        res = {s: evaluate(self.enc, self.emu, v, config, device, dist) for s, v in evals.items() if len(v)}
+        for s, r in res.items(): self.metrics.append({"step": step, "split": s, "loss": r["loss"], "ci": r["ci"], "n": r["n"]})
+        if "val" in res and (spread := probe_spread(self.enc, evals["val"], device=device)) is not None:
+            self.metrics[-len(res)]["probe_spread"] = spread                         # on the val line
+        val = res["val"]["loss"] if "val" in res else -math.inf                  # no val split: the newest is the best
+        is_best = val < self.best or (val == -math.inf)
+        if is_best: self.best, self.since_best = val, 0
+        else: self.since_best += 1
+        self.checkpoint(step, is_best)
+        return config.early_stopping is not None and self.since_best >= config.early_stopping
+
+# %% ../nbs/31_training.ipynb #59497e48
+def _train(full, zoo, fingerprint, models, config, out, device, resume, progress, max_steps, figures, dist: DistInfo) -> Run:
+    out, device, main = Path(out), torch.device(device), dist.is_main
+    ck_dir = out / "checkpoints"
+    has_checkpoint = broadcast_object((ck_dir / "last.pt").exists())                  # decided once, before rank 0 writes
+    meta = {"config": config.to_dict(), "zoo": {"path": str(Path(full.root).resolve()), "name": full.manifest.name,
+            "kind": full.manifest.kind, "model_spec": full.spec.to_dict(), "n_checkpoints": len(full), "fingerprint": fingerprint}}
+    saved = _check_resume(out, config, meta) if resume else None
+    enc, emu = models
+    modules = [m for m in (enc, emu) if m is not None]
+    for m in modules: m.to(device)
+    opt = torch.optim.AdamW([p for m in modules for p in m.parameters()], lr=config.lr, weight_decay=config.weight_decay)
+    train_view, evals = zoo.split("train"), {s: zoo.split(s) for s in ("val", "ood")}
+    ds = ZooDataset(train_view, n_rollouts=config.rollouts_per_model, targets=[], seed=derive_seed(config.seed, "rollouts"))
+    domain = input_domain(zoo)
+    perms, signs = augmentation(config, enc)
+    begin = _restore(out, saved, meta, fingerprint, enc, emu, opt, device, dist, resume and has_checkpoint)
+    run_state, start = _RunState(out, opt, enc, emu, begin, main), begin[0]
     # data parallel: the same models on every rank, gradients averaged by DistributedDataParallel
     wrap = (lambda m: nn.parallel.DistributedDataParallel(m)) if dist.distributed else (lambda m: m)
     enc_p, emu_p = (wrap(enc) if enc is not None else None), wrap(emu)
-
-    def checkpoint(step: int, is_best: bool):
-        if not main: return                                                         # rank 0 writes for everyone
-        state = {"step": step, "best": best, "since_best": since_best, "optimizer": opt.state_dict(),
-                 "encoder": enc.state_dict() if enc is not None else {}, "emulator": emu.state_dict()}
-        # last.pt is written last: it is the commit point. A run killed before it resumes from the previous last.pt,
-        # keeps only the metrics up to that step, and recomputes (bit-identically) what followed
-        _writing(out / "metrics.jsonl", lambda: _write_metrics(out / "metrics.jsonl", metrics), step)
-        if is_best: _writing(ck_dir / "best.pt", lambda: _save_checkpoint(ck_dir / "best.pt", state), step)
-        _writing(ck_dir / "last.pt", lambda: _save_checkpoint(ck_dir / "last.pt", state), step)
-
-    def run_eval(step: int) -> bool:
-        nonlocal best, since_best
-        res = {s: evaluate(enc, emu, v, config, device, dist) for s, v in evals.items() if len(v)}
-        for s, r in res.items(): metrics.append({"step": step, "split": s, "loss": r["loss"], "ci": r["ci"], "n": r["n"]})
-        if "val" in res and (spread := probe_spread(enc, evals["val"], device=device)) is not None:
-            metrics[-len(res)]["probe_spread"] = spread                              # on the val line
-        val = res["val"]["loss"] if "val" in res else -math.inf                  # no val split: the newest is the best
-        is_best = val < best or (val == -math.inf)
-        if is_best: best, since_best = val, 0
-        else: since_best += 1
-        checkpoint(step, is_best)
-        return config.early_stopping is not None and since_best >= config.early_stopping
-
-    if start == 0 and not has_checkpoint: run_eval(0)                             # the untrained encoder: step 0
+    if start == 0 and not has_checkpoint: run_state.evaluate(0, evals, config, device, dist)   # the untrained encoder: step 0
     end = config.steps if max_steps is None else min(config.steps, start + max_steps)
     bar = _progress(range(start, end), total=config.steps, initial=start) if progress and main else range(start, end)
     autocast = torch.autocast("cuda", dtype=torch.bfloat16) if config.amp else nullcontext()
-    t0, window = time.perf_counter(), []
+    t0, window, metrics = time.perf_counter(), [], run_state.metrics
     mine = slice(dist.rank, None, dist.world_size)                                 # this rank's share of every batch
     for m in modules: m.train()
     for step in bar:
@@ -596,12 +613,12 @@ def _train(full, zoo, fingerprint, models, config, out, device, resume, progress
             if progress and main: bar.set_postfix(loss=f"{np.mean(window):.4f}")
             window = []
         if done % config.eval_every == 0 or done == config.steps:
-            if run_eval(done): break
-        elif done == end: checkpoint(done, False)                                  # a `max_steps` budget ends: keep its steps
+            if run_state.evaluate(done, evals, config, device, dist): break
+        elif done == end: run_state.checkpoint(done, False)                        # a `max_steps` budget ends: keep its steps
     if progress and main and hasattr(bar, "close"): bar.close()
     barrier()                                                                       # rank 0's checkpoint is on disk
     run = Run(out)
-    finished = run.step >= config.steps or (config.early_stopping is not None and since_best >= config.early_stopping)
+    finished = run.step >= config.steps or (config.early_stopping is not None and run_state.since_best >= config.early_stopping)
     if figures and finished and main: save_figures(run, zoo, device=device)
     barrier()
     return run
