@@ -463,9 +463,13 @@ def task_scorer(self: SequentialMNIST, view, # the checkpoints to score
     mnist = load_mnist(cfg.get("source", "offline"), seed=cfg.get("seed", 0))
     idx = mnist.eval_index[torch.randperm(len(mnist.eval_index), generator=make_generator(seed, "clone-digits"))[:n_samples]]
     images, labels = mnist.images[idx].to(device), mnist.labels[idx].to(device)   # [n, 28, 28], [n]
+    tiled = {}                                           # the original and its clone see the same inputs: rotate and tile once
     def score(models: Runner, rows: np.ndarray, start: int) -> Tensor:
-        a = torch.tensor(angles.iloc[rows].to_numpy(dtype=np.float32), device=device)
-        x = tile_sequences(images[None].expand(len(rows), -1, -1, -1), a[:, None])   # [b, n, 50, 16]
+        key = (start, np.asarray(rows).tobytes())
+        if key not in tiled:
+            a = torch.tensor(angles.iloc[rows].to_numpy(dtype=np.float32), device=device)
+            tiled.clear(); tiled[key] = tile_sequences(images[None].expand(len(rows), -1, -1, -1), a[:, None])   # [b, n, 50, 16]
+        x = tiled[key]
         return (models.forward(x)[:, :, -1].argmax(-1) == labels).float().mean(1)   # [b]
     return score
 

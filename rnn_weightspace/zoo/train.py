@@ -24,7 +24,7 @@ from torch import Tensor
 
 from fastcore.basics import patch
 
-from ..core import RNNWSError, get_device, make_generator, set_threads, worker_pool
+from ..core import RNNWSError, get_device, make_generator, set_threads, using_threads, worker_pool
 from ..families import InputDomain, Runner, Target, TaskFamily, get_family, register_family
 from ..lstm import LSTMSpec, LSTMWeights, lstm_forward, lstm_step
 from ..tasks.formal_languages import FORMAL_LANGUAGES, FormalLanguageFamily, task_entropy, task_name
@@ -429,8 +429,8 @@ def _build(config, out: Path, build: dict, info: DistInfo, dev: torch.device, wo
     rps = manifest["runs_per_shard"]
     shard_runs = lambda s: range(s * rps, min((s + 1) * rps, manifest["n_runs"]))
     runs = [r for s in mine for r in shard_runs(s)]
-    threads = torch.get_num_threads(), os.environ.get("OMP_NUM_THREADS"), os.environ.get("MKL_NUM_THREADS")
-    if backend == "cpu": set_threads(1)
+    threads = contextlib.ExitStack()                                           # the caller gets its thread settings back
+    if backend == "cpu": threads.enter_context(using_threads(1))
     bar = None
     if progress and runs and info.is_main:
         from tqdm.auto import tqdm
@@ -453,10 +453,7 @@ def _build(config, out: Path, build: dict, info: DistInfo, dev: torch.device, wo
         if bar is not None: bar.close()
         if hasattr(results, "close"): results.close()
         if writer is not None: writer.close()
-        torch.set_num_threads(threads[0])  # give the caller back its thread settings
-        for k, v in zip(("OMP_NUM_THREADS", "MKL_NUM_THREADS"), threads[1:]):
-            if v is None: os.environ.pop(k, None)
-            else: os.environ[k] = v
+        threads.close()
     barrier()
     return Zoo(out, allow_incomplete=True)
 
