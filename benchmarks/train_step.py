@@ -43,7 +43,8 @@ def measure(case: dict) -> dict:
     from rnn_weightspace.emulation import divergence, rollout_inputs
     from rnn_weightspace.encoders.base import input_domain
     from rnn_weightspace.training import augmentation, batch_indices, build_models, step_symmetry, train_preset
-    from rnn_weightspace.zoo.format import Zoo, ZooDataset
+    from rnn_weightspace.zoo.dataset import ZooDataset
+    from rnn_weightspace.zoo.reader import Zoo
 
     dev = torch.device(case["device"])
     sync = (lambda: torch.cuda.synchronize()) if dev.type == "cuda" else (lambda: None)
@@ -121,7 +122,7 @@ def main():
         rows.append(r)
         print(f"  {r['size']:<6} {r['encoder']:<18} {r['total']:8.1f} ms/step", file=sys.stderr, flush=True)
     import torch
-    from rnn_weightspace.zoo.format import Zoo
+    from rnn_weightspace.zoo.reader import Zoo
     z = Zoo(zoo)
     dev = torch.cuda.get_device_name() if a.device.startswith("cuda") else f"{platform.machine()} CPU, {a.threads} thread(s)"
     print(f"\nTraining step, batch {a.batch} RNN checkpoints x 1 rollout, zoo {z.manifest.get('name')} ({z.manifest.get('kind')}), "

@@ -30,7 +30,7 @@ os.environ.setdefault("OMP_NUM_THREADS", "1")
 CHILD = """
 import json, sys, time
 t0 = time.perf_counter()
-from rnn_weightspace.zoo.format import Zoo
+from rnn_weightspace.zoo.reader import Zoo
 path, what, checksums, row = sys.argv[1], sys.argv[2], sys.argv[3] == "1", int(sys.argv[4])
 if what == "verify":
     t = time.perf_counter(); Zoo(path, verify=checksums); print(json.dumps(time.perf_counter() - t)); sys.exit()
@@ -55,14 +55,14 @@ def median(f, repeats: int) -> float: return statistics.median(f() for _ in rang
 def finite_check(zoo_dir: str, repeats: int) -> tuple[float, float]:
     "Median seconds of reading 64 weights rows, and of the NaN/Inf check on them (in this process)."
     import numpy as np
-    from rnn_weightspace.zoo import format as zf
-    zoo = zf.Zoo(zoo_dir)
+    from rnn_weightspace.zoo import reader as zr
+    zoo = zr.Zoo(zoo_dir)
     rows = np.arange(min(64, len(zoo)))
     reader = zoo._shards("weights")
     reader.read(rows)                                                    # open (and hash) the shards first
     read = median(lambda: (t := time.perf_counter(), reader.read(rows), time.perf_counter() - t)[-1], repeats)
     data = reader.read(rows)
-    check = median(lambda: (t := time.perf_counter(), zf._first_nonfinite(data), time.perf_counter() - t)[-1], repeats)
+    check = median(lambda: (t := time.perf_counter(), zr._first_nonfinite(data), time.perf_counter() - t)[-1], repeats)
     return read, check
 
 

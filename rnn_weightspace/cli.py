@@ -234,7 +234,7 @@ def zoo_build(args, # the parsed command line
 def zoo_merge(args, # the parsed command line
              ) -> int:
     "Run `rnnws zoo merge`: combine zoos built separately into one; returns the exit status."
-    from rnn_weightspace.zoo.format import merge_zoos
+    from rnn_weightspace.zoo.merge import merge_zoos
     check_writable(args.out, name=f"--out {args.out}")
     print(merge_zoos(args.sources, args.out, runs_per_shard=args.runs_per_shard, splits_from=args.splits_from, progress=not args.no_progress))
     return 0
@@ -253,7 +253,7 @@ def zoo_import(args, # the parsed command line
 def zoo_info(args, # the parsed command line
             ) -> int:
     "Run `rnnws zoo info`: verify a zoo (unless --no-verify), print its summary and optionally plot its accuracy."
-    from rnn_weightspace.zoo.format import Zoo
+    from rnn_weightspace.zoo.reader import Zoo
     if args.plot is not None:
         from matplotlib.backend_bases import FigureCanvasBase
         kinds = FigureCanvasBase.get_supported_filetypes()
@@ -287,7 +287,7 @@ def encoders_list(args, # the parsed command line
     from rnn_weightspace.encoders.base import describe_encoders
     from rnn_weightspace.families import input_domain
     if args.zoo is not None:
-        from rnn_weightspace.zoo.format import Zoo
+        from rnn_weightspace.zoo.reader import Zoo
         zoo = Zoo(args.zoo, allow_incomplete=True)
         spec, domain, what = zoo.spec, input_domain(zoo), f"zoo {args.zoo}"
     else:
@@ -304,7 +304,7 @@ def train_cmd(args, # the parsed command line
              ) -> int:
     "Run `rnnws train`: train an encoder by emulation on a zoo; returns the exit status."
     from rnn_weightspace.training import TrainConfig, train, train_preset
-    from rnn_weightspace.zoo.format import Zoo
+    from rnn_weightspace.zoo.reader import Zoo
     over = {k: getattr(args, k) for k in ("steps", "lr", "batch_size", "eval_every", "seed", "divergence", "size", "augment", "augment_scope") if getattr(args, k) is not None}
     if args.no_augment_eval: over["augment_eval"] = False
     over["encoder"] = args.encoder
@@ -334,7 +334,7 @@ def train_cmd(args, # the parsed command line
 def embed_cmd(args, # the parsed command line
              ) -> int:
     "Run `rnnws embed`: embed every checkpoint of a zoo with a trained encoder and save them."
-    from rnn_weightspace.training import Run, save_embeddings
+    from rnn_weightspace.runs import Run, save_embeddings
     if args.out.exists() and not args.out.is_dir() and not args.overwrite:
         raise RNNWSError(f"{args.out} exists; add --overwrite to replace it")
     check_writable(args.out, folder=False, name=f"--out {args.out}")

@@ -16,7 +16,7 @@ from .emulation import Emulator
 from .encoders.base import WeightEncoder
 from .families import Runner, family_of
 from .lstm import LSTMWeights, lstm_forward, lstm_step
-from .zoo.format import Zoo
+from .zoo.reader import Zoo
 
 # %% auto #0
 __all__ = ['lstm_runner', 'emulator_runner', 'clone_accuracy', 'plot_clones']

@@ -23,7 +23,7 @@ from .core import RNNWSError, derive_seed, forks_rng, make_generator
 from .encoders.base import make_encoder, mlp
 from .families import Target, family_of
 from .symmetry import HiddenSymmetry
-from .zoo.format import Zoo
+from .zoo.reader import Zoo
 
 # %% auto #0
 __all__ = ['LOWER_IS_BETTER', 'SPLITS', 'PREDICTORS', 'STRATA', 'targets_for', 'kendall_tau', 'circular_error', 'multi_hot',

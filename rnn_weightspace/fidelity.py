@@ -18,7 +18,8 @@ import pandas as pd
 from .core import RNNWSError, atomic_write_json, folder_lock
 from .study import learning_curves, run_jobs, write_csv, plot_learning_curves
 from .evaluation import mean_ci
-from .training import Run, train_preset
+from .training import train_preset
+from .runs import Run
 
 # %% auto #0
 __all__ = ['FIDELITY_ENCODERS', 'FIDELITY_VARIANTS', 'fidelity_study', 'fidelity_results', 'fidelity_summary', 'orderings',

@@ -23,8 +23,9 @@ from .core import RNNWSError, atomic_write, atomic_write_json, env_report, folde
 from .encoders.base import ENCODERS, PAPER_ENCODERS
 from .evaluation import (SPLITS, STRATA, evaluate_embeddings, mean_ci, reference_embeddings, results_table, summarize,
                                         targets_for, train_supervised)
-from .training import Run, train, train_preset
-from .zoo.format import Zoo
+from .training import train, train_preset
+from .runs import Run
+from .zoo.reader import Zoo
 from .families import get_family, task_families
 from .zoo.train import build_zoo
 

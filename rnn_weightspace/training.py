@@ -17,10 +17,9 @@ import time
 from contextlib import ExitStack, nullcontext
 from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import pandas as pd
 import torch
 from torch import Tensor, nn
 
@@ -31,15 +30,16 @@ from .core import (RNNWSError, atomic_write, atomic_write_bytes, atomic_write_js
 from .distributed import DistInfo, all_gather_objects, all_mean, barrier, broadcast_object, process_group, shard, unshard
 from .emulation import DIVERGENCES, Emulator, emulation_loss
 from .encoders.base import ENCODERS, WeightEncoder, make_encoder
-from .families import InputDomain, family_of, input_domain
+from .families import input_domain
 from .lstm import LSTMSpec
 from .symmetry import HiddenSymmetry
-from .zoo.format import Zoo, ZooDataset
+from .zoo.dataset import ZooDataset
+from .zoo.reader import Zoo
+if TYPE_CHECKING: from rnn_weightspace.runs import Run
 
 # %% auto #0
 __all__ = ['AUGMENTATIONS', 'AUGMENT_SCOPES', 'TRAIN_PRESETS', 'TrainConfig', 'train_preset', 'build_models', 'batch_indices',
-           'augmentation', 'step_symmetry', 'bootstrap_ci', 'evaluate', 'grad_norms', 'probe_spread', 'Run', 'train',
-           'save_embeddings', 'load_embeddings', 'save_figures']
+           'augmentation', 'step_symmetry', 'bootstrap_ci', 'evaluate', 'grad_norms', 'probe_spread', 'train']
 
 # %% ../nbs/31_training.ipynb #ed4650a8
 AUGMENTATIONS = ("auto", "none", "permutations", "symmetries")
@@ -357,86 +357,6 @@ def _check_same_zoo(f: Path, saved: dict, now: dict) -> None:
     raise RNNWSError(f"{f}: the run was started on zoo {saved['path']} ({saved.get('name')}), not on {now['path']} ({now['name']}); "
                      f"resume with --zoo {saved['path']} (the zoo it started with)")
 
-# %% ../nbs/31_training.ipynb #8c379917
-class Run:
-    "A training run folder: config, metrics, checkpoints."
-    def __init__(self,
-                 path: str | Path, # a run folder (written by `train`)
-                ):
-        self.path = Path(path)
-        self.info, self.config = _read_run_info(self.path)
-
-    @property
-    def metrics(self) -> pd.DataFrame:
-        "One row per logged value: step, split (train/val/ood), loss, and the CI bounds of evaluations."
-        df = pd.DataFrame(_read_metrics(self.path / "metrics.jsonl"))
-        if "ci" in df:
-            ci = df["ci"].apply(lambda c: c if isinstance(c, list) else [math.nan, math.nan])
-            df["ci_low"], df["ci_high"] = ci.str[0], ci.str[1]
-            df = df.drop(columns="ci")
-        return df.drop(columns=[c for c in ("grad_norms", "probe_spread") if c in df])
-
-    @property
-    def diagnostics(self) -> pd.DataFrame:
-        "The logged diagnostics, one row each: step, `what` (\"grad_norm\" or \"probe_spread\"), `part`, value."
-        rows = []
-        for r in _read_metrics(self.path / "metrics.jsonl"):
-            rows += [{"step": r["step"], "what": "grad_norm", "part": k, "value": v} for k, v in r.get("grad_norms", {}).items()]
-            if "probe_spread" in r: rows.append({"step": r["step"], "what": "probe_spread", "part": "encoder", "value": r["probe_spread"]})
-        return pd.DataFrame(rows, columns=["step", "what", "part", "value"])
-
-    @property
-    def step(self) -> int:
-        "Steps done (of the last checkpoint)."
-        f = self.path / "checkpoints" / "last.pt"
-        return _load_checkpoint(f)["step"] if f.exists() else 0
-
-    def load(self, zoo: Zoo | str | Path | None = None, # the zoo the run trained on (default: the path in config.json)
-             which: str = "best", # "best" (lowest val loss) or "last"
-             device: str | torch.device = "cpu", # where to put the modules
-            ) -> tuple[WeightEncoder | None, Emulator]:
-        "The trained encoder (None for the weight-blind baseline) and emulator, in eval mode."
-        if which not in ("best", "last"): raise RNNWSError(f"which must be 'best' or 'last', got {which!r}")
-        zoo = self._zoo(zoo)
-        enc, emu = build_models(self.config, zoo)
-        f = self.path / "checkpoints" / f"{which}.pt"
-        ck = _load_checkpoint(f)
-        if enc is not None: _load_state(enc, ck["encoder"], f, "encoder"); enc.to(device).eval()
-        _load_state(emu, ck["emulator"], f, "emulator"); emu.to(device).eval()
-        return enc, emu
-
-    def _zoo(self, zoo) -> Zoo:
-        zoo = Zoo(zoo if zoo is not None else self.info["zoo"]["path"]) if not isinstance(zoo, Zoo) else zoo
-        if zoo.spec.to_dict() != self.info["zoo"]["model_spec"]:
-            raise RNNWSError(f"the run was trained on {self.info['zoo']['model_spec']} models, the zoo has {zoo.spec.to_dict()}")
-        return zoo
-
-    def __repr__(self) -> str:
-        df, c = self.metrics, self.config
-        ev = df[df.split == "val"] if len(df) else df
-        best = f", best val {ev.loss.min():.4f} at step {int(ev.loc[ev.loss.idxmin(), 'step'])}" if len(ev) else ""
-        return f"Run {self.path.name}: {c.encoder} ({c.size}) on {self.info['zoo'].get('name')}, step {self.step}/{c.steps}{best}"
-
-# %% ../nbs/31_training.ipynb #05c4c907
-@patch
-def plot_losses(self: Run,
-                ax=None, # a matplotlib axes to draw on (None: a new figure)
-                title: str | None = None, # default: the encoder and its size
-               ):
-    "Learning curves: the training loss, and the val and OOD losses with their 95% CIs."
-    df = self.metrics
-    if ax is None:
-        import matplotlib.pyplot as plt
-        _, ax = plt.subplots(figsize=(6, 3.5))
-    for split, color in (("train", "0.6"), ("val", "C0"), ("ood", "C3")):
-        d = df[df.split == split]
-        if not len(d): continue
-        ax.plot(d.step, d.loss, color=color, label=split, lw=1 if split == "train" else 1.5, marker=None if split == "train" else ".")
-        if split != "train": ax.fill_between(d.step, d.ci_low, d.ci_high, color=color, alpha=0.2)
-    ax.set_xlabel("step"); ax.set_ylabel(f"emulation loss ({self.config.divergence})"); ax.legend()
-    ax.set_title(title or f"{self.config.encoder} ({self.config.size})")
-    return ax.figure
-
 # %% ../nbs/31_training.ipynb #0dcf0809
 def _on_main(dist: DistInfo, check) -> None:
     "Run `check` on rank 0 and raise its `RNNWSError` on every rank (under torchrun all ranks stop together)."
@@ -556,8 +476,18 @@ class _RunState:
         self.checkpoint(step, is_best)
         return config.early_stopping is not None and self.since_best >= config.early_stopping
 
+    def finish(self, zoo: Zoo, config: TrainConfig, figures: bool, device) -> "Run":
+        "The run folder as a `Run` once rank 0's checkpoint is on disk; its figures if the run is finished (all steps, or stopped early)."
+        barrier()
+        from rnn_weightspace.runs import Run, save_figures                          # the module above this one (`33_runs`)
+        run = Run(self.out)
+        finished = run.step >= config.steps or (config.early_stopping is not None and self.since_best >= config.early_stopping)
+        if figures and finished and self.main: save_figures(run, zoo, device=device)
+        barrier()
+        return run
+
 # %% ../nbs/31_training.ipynb #59497e48
-def _train(full, zoo, fingerprint, models, config, out, device, resume, progress, max_steps, figures, dist: DistInfo) -> Run:
+def _train(full, zoo, fingerprint, models, config, out, device, resume, progress, max_steps, figures, dist: DistInfo) -> "Run":
     out, device, main = Path(out), torch.device(device), dist.is_main
     ck_dir = out / "checkpoints"
     has_checkpoint = broadcast_object((ck_dir / "last.pt").exists())                  # decided once, before rank 0 writes
@@ -616,12 +546,7 @@ def _train(full, zoo, fingerprint, models, config, out, device, resume, progress
             if run_state.evaluate(done, evals, config, device, dist): break
         elif done == end: run_state.checkpoint(done, False)                        # a `max_steps` budget ends: keep its steps
     if progress and main and hasattr(bar, "close"): bar.close()
-    barrier()                                                                       # rank 0's checkpoint is on disk
-    run = Run(out)
-    finished = run.step >= config.steps or (config.early_stopping is not None and run_state.since_best >= config.early_stopping)
-    if figures and finished and main: save_figures(run, zoo, device=device)
-    barrier()
-    return run
+    return run_state.finish(zoo, config, figures, device)
 
 # %% ../nbs/31_training.ipynb #cf79a505
 @forks_rng
@@ -634,7 +559,7 @@ def train(zoo: Zoo | str | Path, # the zoo (or its folder) to train on: its trai
           max_steps: int | None = None, # stop after this many steps of this call (a budget; the run stays resumable)
           figures: bool = True, # when the run ends, write its figures into the folder (`save_figures`)
           distributed: bool | None = None, # None: data parallel when torchrun started several processes; True: require it; False: never
-         ) -> Run:
+         ) -> "Run":
     "Train `config.encoder` with an emulator on `zoo`; returns the run."
     out, device = Path(out), get_device(device)
     group = process_group(device, required=bool(distributed)) if distributed is not False else nullcontext((DistInfo(), device))
@@ -666,118 +591,12 @@ def train(zoo: Zoo | str | Path, # the zoo (or its folder) to train on: its trai
             _on_main(dist, lambda: _check_out(out, resume))                          # again, now that the folder is ours
             return _train(zoo, view, fingerprint, models, config, out, device, resume, progress, max_steps, figures, dist)
 
-# %% ../nbs/31_training.ipynb #3592b88c
-@patch
-@torch.no_grad()
-def embed(self: Run, zoo: Zoo | str | Path | None = None, # the zoo (or a view) to embed (default: the run's zoo)
-          which: str = "best", # checkpoint of the run
-          batch_size: int = 256, # models per forward pass
-          device: str | torch.device = "cpu", # where the encoder runs
-         ) -> np.ndarray:
-    "Embeddings `[N, Z]` (float32) of the zoo's checkpoints, in the zoo's row order."
-    zoo = self._zoo(zoo)
-    enc, _ = self.load(zoo, which, device)
-    if enc is None: raise RNNWSError(f"{self.path} is a weight-blind run: it has no encoder to embed with")
-    out = [enc(zoo.weights[np.arange(i, min(i + batch_size, len(zoo)))].to(device)).float().cpu() for i in range(0, len(zoo), batch_size)]
-    return torch.cat(out).numpy() if out else np.zeros((0, self.config.embedding_size), np.float32)
+# %% ../nbs/31_training.ipynb #add594c8
+_MOVED = {"Run": "runs", "save_embeddings": "runs", "load_embeddings": "runs", "save_figures": "runs"}
 
-def save_embeddings(run: Run | str | Path, # the trained run
-                    zoo: Zoo | str | Path | None, # the zoo to embed (default: the run's zoo)
-                    out: str | Path, # the file to write (safetensors)
-                    which: str = "best", # checkpoint of the run: "best" (lowest val loss) or "last"
-                    device: str | torch.device = "cpu", # where the encoder runs
-                    overwrite: bool = False, # replace an existing `out` (otherwise an existing file is an error, before any work)
-                   ) -> Path:
-    "Embed every checkpoint of `zoo` and write the embeddings and the zoo's metadata (with splits) to `out` (atomically)."
-    from safetensors.numpy import save
-    out = Path(out)
-    if out.is_dir(): raise RNNWSError(f"{out} is a folder; give a file name for the embeddings")
-    if out.exists() and not overwrite: raise RNNWSError(f"{out} exists; pass overwrite=True to replace it")
-    run = run if isinstance(run, Run) else Run(run)
-    zoo = run._zoo(zoo)
-    z = run.embed(zoo, which=which, device=device)
-    md = zoo.metadata.reset_index(drop=True)
-    header = {"metadata": md.to_json(orient="split"), "run": str(run.path), "zoo": str(zoo.root),
-              "encoder": run.config.encoder, "checkpoint": which}
-    atomic_write_bytes(out, save({"embeddings": np.ascontiguousarray(z)}, metadata=header))
-    return Path(out)
-
-def load_embeddings(path: str | Path, # a file written by `save_embeddings`
-                   ) -> tuple[np.ndarray, pd.DataFrame, dict]:
-    "The embeddings `[N, Z]`, the metadata table (one row per checkpoint) and the header (run, zoo, encoder)."
-    from safetensors import safe_open
-    try:
-        with safe_open(str(path), framework="numpy") as f:
-            z, header = f.get_tensor("embeddings"), dict(f.metadata() or {})
-    except FileNotFoundError: raise RNNWSError(f"{path}: no such file") from None
-    except Exception as e: raise RNNWSError(f"{path}: not an embeddings file ({e})") from None
-    if "metadata" not in header: raise RNNWSError(f"{path}: no metadata in the header; not written by save_embeddings")
-    md = pd.read_json(io.StringIO(header.pop("metadata")), orient="split")
-    if len(md) != len(z): raise RNNWSError(f"{path}: {len(z)} embeddings but {len(md)} metadata rows")
-    return z, md, header
-
-# %% ../nbs/31_training.ipynb #a34cba66
-def _pca_figure(z: np.ndarray, md: pd.DataFrame, colours: list, title: str):
-    "The first two principal components of the embeddings, one panel per colouring `(values, label, colormap)` of the family."
-    import matplotlib.pyplot as plt
-    from sklearn.decomposition import PCA
-    p = PCA(2).fit_transform(z) if len(z) > 2 else np.zeros((len(z), 2))
-    fig, axs = plt.subplots(1, len(colours), figsize=(5.5 * len(colours), 4), layout="constrained", squeeze=False)
-    for ax, (c, name, cmap) in zip(axs[0], colours):
-        for split, marker in (("val", "o"), ("ood", "^")):
-            m = (md["split"] == split).to_numpy()
-            sc = ax.scatter(p[m, 0], p[m, 1], c=c[m], cmap=cmap, marker=marker, s=14, label=split, vmin=np.nanmin(c), vmax=np.nanmax(c))
-        fig.colorbar(sc, ax=ax, label=name); ax.set_xlabel("PC 1"); ax.set_ylabel("PC 2"); ax.legend()
-    fig.suptitle(title)
-    return fig
-
-@torch.no_grad()
-def _distributions_figure(enc, emu, view: Zoo, domain: InputDomain, n: int = 3):
-    import matplotlib.pyplot as plt
-    from rnn_weightspace.emulation import rollout_inputs
-    rows = _eval_rows(len(view), n)
-    b = ZooDataset(view, n_rollouts=1, targets=[], random_rollouts=False).batch(rows)
-    x = rollout_inputs(b, domain)[:, 0]                                               # [n, T, in]
-    z = enc(b["weights"]) if enc is not None else None
-    q = emu(z, x).softmax(-1).numpy()                                                  # [n, T, out]
-    p = b["log_probs"][:, 0].float().exp().numpy()
-    fig, axs = plt.subplots(2, len(rows), figsize=(3.2 * len(rows), 4.5), squeeze=False)
-    for j in range(len(rows)):
-        for i, (d, name) in enumerate(((p, "RNN"), (q, "emulator"))):
-            axs[i, j].imshow(d[j].T, aspect="auto", cmap="Blues", vmin=0, vmax=1, interpolation="nearest")
-            axs[i, j].set_title(f"checkpoint {rows[j]}: {name}", fontsize=9); axs[i, j].set_xlabel("position"); axs[i, j].set_ylabel("output")
-    fig.tight_layout()
-    return fig
-
-# %% ../nbs/31_training.ipynb #4ba02801
-def save_figures(run: Run, # the trained run (figures go into its folder)
-                 zoo: Zoo | str | Path | None = None, # the zoo it trained on (default: the path in config.json)
-                 which: str = "best", # checkpoint of the run: "best" (lowest val loss) or "last"
-                 device: str | torch.device = "cpu", # where the models run
-                 n_clones: int = 64, # checkpoints of val and of OOD to clone (evenly spaced)
-                 n_samples: int = 100, # sampled strings or digits per clone
-                ) -> list[Path]:
-    "Write losses.png, clones.png (+ clones_val.csv, clones_ood.csv), distributions.png and (with an encoder) pca.png into the run folder."
-    import matplotlib.pyplot as plt
-    from rnn_weightspace.clones import clone_accuracy, plot_clones
-    zoo, written = run._zoo(zoo), []
-    def save(fig, name):
-        fig.savefig(run.path / name, dpi=120, bbox_inches="tight"); plt.close(fig); written.append(run.path / name)
-    save(run.plot_losses(), "losses.png")
-    enc, emu = run.load(zoo, which, device)
-    views = {s: zoo.split(s) for s in ("val", "ood")}
-    views = {s: v.select(np.isin(np.arange(len(v)), _eval_rows(len(v), n_clones))) for s, v in views.items() if len(v)}
-    if family_of(zoo).can_clone:
-        fig, axs = plt.subplots(1, len(views), figsize=(4.2 * len(views), 4), squeeze=False)
-        for ax, (s, v) in zip(axs[0], views.items()):
-            df = clone_accuracy(v, enc, emu, n_samples=n_samples, seed=run.config.seed, device=device)
-            plot_clones(df, ax, title=s)
-            df.assign(zoo_row=v.rows[df.row.to_numpy()]).to_csv(run.path / f"clones_{s}.csv", index=False)
-            written.append(run.path / f"clones_{s}.csv")
-        save(fig, "clones.png")
-    if "val" in views: save(_distributions_figure(enc, emu, views["val"], input_domain(zoo)), "distributions.png")
-    if enc is not None:
-        sub = zoo.select(zoo.metadata["split"].isin(["val", "ood"]).to_numpy())
-        save(_pca_figure(run.embed(sub, which, device=device), sub.metadata, family_of(zoo).embedding_colours(sub.metadata),
-                         f"{run.config.encoder}: val and OOD embeddings"), "pca.png")
-    return written
+def __getattr__(name: str):
+    "Reading runs, their embeddings and figures have their own module (`runs`); their names still import from here."
+    if name in _MOVED:
+        import importlib
+        return getattr(importlib.import_module(f"rnn_weightspace.{_MOVED[name]}"), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

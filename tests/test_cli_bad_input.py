@@ -78,7 +78,7 @@ def test_unwritable_outputs(workdir, case, read_only):
     (["train", "--zoo", "zoo", "--encoder", "flat", "--out", "r", "--no-progress"], "rnn_weightspace.training.train", "the last checkpoint is kept: continue with --resume"),
     (["reproduce", "--out", "s"], "rnn_weightspace.study.reproduce", "finished stages and runs are kept: run the same command again"),
     (["zoo", "import-official", "src", "--out", "i"], "rnn_weightspace.zoo.official.import_official", "nothing was written"),
-    (["zoo", "merge", "zoo", "half", "--out", "m"], "rnn_weightspace.zoo.format.merge_zoos", "nothing was written"),
+    (["zoo", "merge", "zoo", "half", "--out", "m"], "rnn_weightspace.zoo.merge.merge_zoos", "nothing was written"),
 ])
 @pytest.mark.parametrize("interrupt", ["ctrl-c", "sigterm"])
 def test_interrupt_says_what_is_kept(workdir, monkeypatch, capsys, argv, target, kept, interrupt):

@@ -19,8 +19,9 @@ import numpy as np
 import pytest
 
 from rnn_weightspace.cli import main
-from rnn_weightspace.training import Run, TrainConfig, train, train_preset
-from rnn_weightspace.zoo.format import Zoo
+from rnn_weightspace.runs import Run
+from rnn_weightspace.training import TrainConfig, train, train_preset
+from rnn_weightspace.zoo.reader import Zoo
 
 CFG = {"n_runs": 8, "steps": 150, "checkpoints": [0, 75, 150], "lr_steps": [0, 150], "lr_values": [0.01, 0.003],
        "eval_samples": 100, "n_rollouts": 4, "runs_per_shard": 1, "seed": 3, "preset": "dist-test"}

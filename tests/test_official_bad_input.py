@@ -12,7 +12,8 @@ import numpy as np
 import pytest
 
 from rnn_weightspace.core import RNNWSError
-from rnn_weightspace.zoo.format import Zoo, ZooFormatError
+from rnn_weightspace.zoo.format import ZooFormatError
+from rnn_weightspace.zoo.reader import Zoo
 from rnn_weightspace.zoo.official import import_official, open_official, read_official, write_official_fixture
 
 STEPS = (0, 100, 200)                                  # 3 checkpoints per run, 2 runs: 6 rows per folder

@@ -17,7 +17,7 @@ import pytest
 from rnn_weightspace.cli import main
 from rnn_weightspace.study import STUDY_PRESETS
 from rnn_weightspace.tasks.sequential_mnist import load_mnist
-from rnn_weightspace.training import Run
+from rnn_weightspace.runs import Run
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -14,7 +14,8 @@ import torch
 
 from rnn_weightspace.core import RNNWSError
 from rnn_weightspace.encoders.base import ENCODERS
-from rnn_weightspace.training import Run, TrainConfig, train, train_preset
+from rnn_weightspace.runs import Run
+from rnn_weightspace.training import TrainConfig, train, train_preset
 
 ENV = {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
 
@@ -176,7 +177,7 @@ def test_your_own_models_train_when_the_zoo_records_its_input_domain(tmp_path):
     import torch.nn.functional as F
     from rnn_weightspace.encoders.base import InputDomain, input_domain
     from rnn_weightspace.lstm import LSTMModel, LSTMSpec, LSTMWeights, lstm_forward
-    from rnn_weightspace.zoo.format import Zoo
+    from rnn_weightspace.zoo.reader import Zoo
     torch.manual_seed(0)
     models = [LSTMModel(LSTMSpec(5, 8, 1, 5)) for _ in range(8)]
     w = LSTMWeights.stack([LSTMWeights.from_module(m) for m in models])

@@ -15,8 +15,9 @@ from safetensors.numpy import load_file, save_file
 
 from rnn_weightspace.cli import main
 from rnn_weightspace.core import RNNWSError
-from rnn_weightspace.training import Run, train, train_preset
-from rnn_weightspace.zoo.format import Zoo
+from rnn_weightspace.runs import Run
+from rnn_weightspace.training import train, train_preset
+from rnn_weightspace.zoo.reader import Zoo
 
 ENV = {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
 FAST = ["--steps", "4", "--eval-every", "2", "--batch-size", "2", "--no-progress", "--no-figures"]
@@ -241,7 +242,7 @@ def test_nonfinite_weights_are_named(zoos, tmp_path, split):
     m = json.loads((dst / "manifest.json").read_text())
     m["shards"][row // 4]["files"]["weights"].update(bytes=f.stat().st_size, sha256=hashlib.sha256(f.read_bytes()).hexdigest())
     (dst / "manifest.json").write_text(json.dumps(m))
-    with pytest.raises(RNNWSError, match=rf"row {row}\b.* holds NaN/Inf weights") as e:      # refused when read (zoo.format)
+    with pytest.raises(RNNWSError, match=rf"row {row}\b.* holds NaN/Inf weights") as e:      # refused when read (zoo.reader)
         train(Zoo(dst), small(steps=20, eval_every=10), tmp_path / "run", device="cpu", progress=False, figures=False)
     assert "\n" not in str(e.value)
     last = tmp_path / "run" / "checkpoints" / "last.pt"                               # val: refused at the step-0 evaluation

@@ -19,8 +19,10 @@ from rnn_weightspace.cli import main
 from rnn_weightspace.core import RNNWSError
 from rnn_weightspace.lstm import LSTMSpec, LSTMWeights
 from rnn_weightspace.zoo import format as zf
-from rnn_weightspace.zoo.format import (MANIFEST_NAME, Zoo, ZooDataset, ZooFormatError, ZooWriter, check_finite, merge_zoos,
-                                        open_shard_file, read_manifest)
+from rnn_weightspace.zoo.dataset import ZooDataset
+from rnn_weightspace.zoo.format import MANIFEST_NAME, ZooFormatError, ZooWriter, open_shard_file, read_manifest
+from rnn_weightspace.zoo.merge import merge_zoos
+from rnn_weightspace.zoo.reader import Zoo, check_finite
 from rnn_weightspace.zoo.train import FormalLanguageZooConfig, build_zoo
 
 W0, W1 = "shards/00000.weights.safetensors", "shards/00001.weights.safetensors"

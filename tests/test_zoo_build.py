@@ -13,7 +13,8 @@ import numpy as np
 import pytest
 import torch
 
-from rnn_weightspace.zoo.format import Zoo, zoo_collate
+from rnn_weightspace.zoo.dataset import zoo_collate
+from rnn_weightspace.zoo.reader import Zoo
 from rnn_weightspace.zoo.train import FormalLanguageZooConfig, build_zoo
 
 # the `rnnws` command as users run it, through this interpreter (no dependence on what PATH holds)

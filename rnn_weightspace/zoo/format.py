@@ -1,4 +1,4 @@
-"""One folder per zoo: a JSON manifest, memory-mappable safetensors shards of weights and rollouts, a metadata table, and task-level splits; `Zoo` opens it lazily and serves weights, rollouts and targets.
+"""One folder per zoo: a JSON manifest, memory-mappable safetensors shards of weights and rollouts, a metadata table, and task-level splits, and the writer that fills it shard by shard. Reading is `13_zoo.reader`.
 
 Docs: https://rnn-weightspace.github.io/rnn_weightspace/zoo.format.html.md"""
 
@@ -18,26 +18,21 @@ import sys
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterable, Sequence
+from typing import Any, Sequence
 
 import numpy as np
-import pandas as pd
 import torch
 from safetensors.torch import save as safetensors_save
 from torch import Tensor
-from torch.utils.data import Dataset
 from fastcore.basics import patch
 
-from ..core import (RNNWSError, atomic_folder, atomic_write_bytes, atomic_write_json, check_new_folder, derive_seed,
-                                  folder_lock, sha256_file)
-from ..families import TaskFamily, get_family
-from ..lstm import LSTMModel, LSTMSpec, LSTMWeights
+from ..core import RNNWSError, atomic_write_bytes, atomic_write_json, derive_seed, folder_lock, sha256_file
+from ..lstm import LSTMSpec, LSTMWeights
 
 # %% auto #0
 __all__ = ['FORMAT_NAME', 'FORMAT_VERSION', 'MANIFEST_NAME', 'PENDING_SUFFIX', 'ZooFormatError', 'write_shard_file',
            'open_shard_file', 'split_tasks', 'downstream_splits', 'task_splits', 'read_manifest', 'Manifest',
-           'ZooWriter', 'write_shard_files', 'check_finite', 'Zoo', 'ZooDataset', 'zoo_collate', 'toy_manifest',
-           'merge_zoos']
+           'ZooWriter', 'write_shard_files', 'toy_manifest', 'toy_zoo']
 
 # %% ../../nbs/12_zoo.format.ipynb #5fc9fce2
 FORMAT_NAME = "rnn_weightspace.zoo"
@@ -479,417 +474,6 @@ def adopt_pending(self: ZooWriter) -> int:
         if int(f.name.split(".")[0]) < self.done_shards: f.unlink()
     return self.done_shards
 
-# %% ../../nbs/12_zoo.format.ipynb #2e2e920c
-def _check_tensors(path: Path, # the shard file (named in errors)
-                   kind: str, # "weights" or "rollouts"
-                   tensors: dict[str, tuple[np.dtype, tuple[int, ...]]], # name -> (dtype, shape) as stored
-                   n_rows: int, # rows the manifest gives the shard
-                   layout: list, # the manifest's parameter_layout
-                  ) -> None:
-    "A shard's tensors against the manifest: weights are float32 with the layout's names and shapes; every tensor has `n_rows` rows."
-    if kind == "weights":
-        names = [n for n, _ in layout]
-        if sorted(tensors) != sorted(names): raise ZooFormatError(f"{path}: holds tensors {sorted(tensors)}, the manifest's layout is {names}")
-        for name, shape in layout:
-            dtype, stored = tensors[name]
-            if dtype != np.float32: raise ZooFormatError(f"{path}: tensor {name!r} is stored as {dtype}; the format stores weights as float32")
-            if tuple(stored) != (n_rows, *shape):
-                raise ZooFormatError(f"{path}: tensor {name!r} has shape {list(stored)}, "
-                                     f"the manifest (model_spec, rows) says {[n_rows, *shape]}")
-    for name, (_, shape) in tensors.items():
-        if len(shape) == 0 or shape[0] != n_rows:
-            raise ZooFormatError(f"{path}: tensor {name!r} has {list(shape[:1])} rows, the manifest says {n_rows}")
-
-# %% ../../nbs/12_zoo.format.ipynb #d5901310
-class _Shards:
-    "Memory maps of one kind of shard file ('weights' or 'rollouts'), opened (and checksummed) on first use."
-    def __init__(self, root: Path, manifest: dict, kind: str, checksums: bool = True):
-        self.root, self.kind, self.shards, self.checksums = root, kind, manifest["shards"], checksums
-        self.layout = manifest["parameter_layout"]
-        self.starts = np.array([sh["rows"][0] for sh in self.shards] + [self.shards[-1]["rows"][1] if self.shards else 0])
-        self._maps: dict[int, dict[str, np.memmap]] = {}
-
-    def file(self, s: int) -> Path:
-        "The file of shard `s`."
-        return _inside(self.root, self.shards[s]["files"][self.kind]["path"], self.kind)
-
-    def file_of(self, row: int) -> Path:
-        "The file holding absolute `row`."
-        return self.file(int(np.searchsorted(self.starts, row, side="right") - 1))
-
-    def maps(self, s: int) -> dict[str, np.memmap]:
-        if s not in self._maps:
-            path, entry, (a, b) = self.file(s), self.shards[s]["files"][self.kind], self.shards[s]["rows"]
-            maps = open_shard_file(path, entry["sha256"] if self.checksums else None)
-            _check_tensors(path, self.kind, {k: (mm.dtype, mm.shape) for k, mm in maps.items()}, b - a, self.layout)
-            self._maps[s] = maps
-        return self._maps[s]
-
-    def read(self, rows: np.ndarray) -> dict[str, Tensor]:
-        "Tensors for absolute `rows` (any order, repeats allowed), gathered shard by shard."
-        rows = np.asarray(rows, dtype=np.int64)
-        if not len(rows) and self.shards:  # an empty selection still has the zoo's tensor names, shapes and dtypes
-            return {k: torch.from_numpy(np.empty((0, *mm.shape[1:]), dtype=mm.dtype)) for k, mm in self.maps(0).items()}
-        shard_of = np.searchsorted(self.starts, rows, side="right") - 1
-        out: dict[str, np.ndarray] = {}
-        for s in np.unique(shard_of):
-            sel = np.nonzero(shard_of == s)[0]
-            for name, mm in self.maps(int(s)).items():
-                if name not in out: out[name] = np.empty((len(rows), *mm.shape[1:]), dtype=mm.dtype)
-                out[name][sel] = mm[rows[sel] - self.starts[s]]
-        return {k: torch.from_numpy(v) for k, v in out.items()}
-
-    def read_sub(self, rows: np.ndarray, # absolute rows `[n]`
-                 sub: np.ndarray, # per row, indices along every tensor's second axis `[n, k]` (e.g. which rollouts)
-                ) -> dict[str, Tensor]:
-        "Like `read`, but only the entries `sub` of each row's second axis: `[n, k, ...]` (reads only those bytes)."
-        rows, sub = np.asarray(rows, dtype=np.int64), np.asarray(sub, dtype=np.int64)
-        shard_of = np.searchsorted(self.starts, rows, side="right") - 1
-        out: dict[str, np.ndarray] = {}
-        for s in np.unique(shard_of):
-            sel = np.nonzero(shard_of == s)[0]
-            for name, mm in self.maps(int(s)).items():
-                if name not in out: out[name] = np.empty((len(rows), sub.shape[1], *mm.shape[2:]), dtype=mm.dtype)
-                out[name][sel] = mm[(rows[sel] - self.starts[s])[:, None], sub[sel]]
-        return {k: torch.from_numpy(v) for k, v in out.items()}
-
-    def second_axis(self) -> int | None:
-        "The length of every tensor's second axis (e.g. stored rollouts per checkpoint); None if there is no such common axis."
-        lens = {mm.shape[1] if mm.ndim >= 2 else None for mm in self.maps(0).values()} if self.shards else set()
-        return lens.pop() if len(lens) == 1 else None
-
-# %% ../../nbs/12_zoo.format.ipynb #796e01eb
-def _first_nonfinite(tensors: dict[str, Tensor | np.ndarray]) -> tuple[int, str] | None:
-    "Position of the first row holding NaN or Inf (and the first tensor where it does), or None."
-    bad = None
-    for name, t in tensors.items():
-        if isinstance(t, Tensor):                                   # numpy's isfinite is ~10x faster than torch's on a CPU
-            t = t.detach().cpu()
-            t = (t.float() if t.dtype == torch.bfloat16 else t).numpy()
-        a = np.asarray(t)
-        if a.dtype.kind != "f" or not a.size or np.isfinite(a).all(): continue
-        rows = np.flatnonzero(~np.isfinite(a.reshape(len(a), -1)).all(1))
-        if bad is None or rows[0] < bad[0]: bad = (int(rows[0]), name)
-    return bad
-
-def check_finite(weights: LSTMWeights | dict[str, Tensor], # `[n]` weights as read (or their state-dict tensors `[n, ...]`)
-                 rows: Sequence[int] | None = None, # the zoo row of each of the `n` (default `0..n-1`)
-                 where: str | Path = "weights", # what the error names first (the zoo folder or shard file)
-                ) -> None:
-    "Refuse weights that hold NaN or Inf: a one-line `ZooFormatError` naming `where`, the first such row and its tensor."
-    if isinstance(weights, LSTMWeights): weights = (weights if weights.batch_shape else weights.reshape(1)).state_dict()
-    if (bad := _first_nonfinite(weights)) is None: return
-    raise _nonfinite(where, int(rows[bad[0]]) if rows is not None else bad[0], bad[1])
-
-def _nonfinite(where, r: int, name: str, about: str = "") -> ZooFormatError:
-    return ZooFormatError(f"{where}: row {r}{about} holds NaN/Inf weights (tensor {name!r}); refusing to use them "
-                          f"(leave the row out, e.g. zoo.select(zoo.metadata.row != {r}))")
-
-# %% ../../nbs/12_zoo.format.ipynb #e294a6b4
-class _RowIndexer:
-    "`view.weights[i]` / `view.rollouts[i]`: index the view's rows, read only those (weights: refused if not finite)."
-    def __init__(self, view: Zoo, kind: str): self.view, self.kind = view, kind
-    def __len__(self): return len(self.view)
-    def __getitem__(self, idx):
-        rows = self.view.rows[idx]
-        single = np.ndim(rows) == 0
-        rows = np.atleast_1d(rows)
-        reader = self.view._shards(self.kind)
-        data = reader.read(rows)
-        if self.kind == "weights":
-            if (bad := _first_nonfinite(data)) is not None:
-                r = int(rows[bad[0]])
-                md, where = self.view._table.iloc[r], reader.file_of(r) if isinstance(reader, _Shards) else self.view.root
-                raise _nonfinite(where, r, bad[1], f" (run {md['run']}, step {md['step']})")
-            w = LSTMWeights.from_state_dict(data).to(torch.float32)
-            return w[0] if single else w
-        return {k: v[0] for k, v in data.items()} if single else data
-
-# %% ../../nbs/12_zoo.format.ipynb #abee103b
-def _read_metadata_file(root: Path, # the zoo folder
-                        manifest: dict, # its manifest
-                        sh: dict, # the shard's entry
-                        checksums: bool = True, # check the file's SHA-256
-                       ) -> dict[str, list]:
-    "The metadata table of one shard as stored (column -> list), checked: run, step and task in every row."
-    p = _inside(root, sh["files"]["metadata"]["path"], "metadata")
-    n = sh["rows"][1] - sh["rows"][0]
-    cols = _read_json(p, "metadata table", sh["files"]["metadata"]["sha256"] if checksums else None)
-    if not isinstance(cols, dict) or not {"run", "step", "task"} <= set(cols):
-        raise ZooFormatError(f"{p}: metadata must be a table (column -> list) with at least run, step and task")
-    for k, v in cols.items():
-        if not isinstance(v, list) or len(v) != n: raise ZooFormatError(f"{p}: column {k!r} must have {n} rows (the shard's rows)")
-    for k in ("run", "step", "checkpoint"):
-        for i, v in enumerate(cols.get(k, [])):
-            if not _is_int(v): raise ZooFormatError(f"{p}: column {k!r} row {i} must be an integer, got {reprlib.repr(v)}")
-    tasks = {_key(t) for t in manifest["tasks"]}
-    for i, t in enumerate(cols["task"]):
-        if not _is_task(t) or _key(t) not in tasks:
-            raise ZooFormatError(f"{p}: column 'task' row {i}: {reprlib.repr(t)} is not among the manifest's tasks")
-    return cols
-
-# %% ../../nbs/12_zoo.format.ipynb #58c0b172
-class Zoo:
-    "A model zoo on disk (or a view of some of its rows): lazy weights, rollouts, metadata, splits."
-    def __init__(self, path: Path | str, # the zoo folder
-                 verify: bool = False, # check every file now: SHA-256 against the manifest, weights finite (reads everything)
-                 allow_incomplete: bool = False, # open a build that is still running or was interrupted
-                 checksums: bool = True, # check each file's SHA-256 the first time it is read (once per file and process)
-                ):
-        self.root, self.checksums = Path(path), checksums
-        self.manifest = read_manifest(self.root)
-        if not self.manifest.complete and not allow_incomplete:
-            raise ZooFormatError(f"{self.root}: the build is incomplete ({len(self.manifest.shards)} shards written); "
-                                 "resume it, or open with allow_incomplete=True")
-        self._check_files(verify)
-        self.spec = self.manifest.model_spec
-        self.steps = list(self.manifest.checkpoint_steps)
-        self._table = self._read_metadata()
-        self.rows = np.arange(len(self._table))
-        self._maps: dict[str, _Shards] = {}
-
-    def _read_metadata(self) -> pd.DataFrame:
-        split_of = task_splits(self.manifest)
-        frames = [pd.DataFrame(_read_metadata_file(self.root, self.manifest, sh, self.checksums)) for sh in self.manifest.shards]
-        df = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=["run", "checkpoint", "step", "task"])
-        df["split"] = [split_of[_key(t)] for t in df["task"]]
-        return df
-
-    def __getstate__(self) -> dict:
-        "Pickle without the open memory maps (DataLoader workers re-open the files instead of receiving copies)."
-        return {**self.__dict__, "_maps": {}}
-
-    def _shards(self, kind: str) -> _Shards:
-        "The reader of `kind` rows: our shard files, or another store (e.g. the authors' released layout, `zoo.official`)."
-        if getattr(self, "_store", None) is not None: return self._store(kind)
-        if kind not in self._maps: self._maps[kind] = _Shards(self.root, self.manifest, kind, getattr(self, "checksums", True))
-        return self._maps[kind]
-
-    def __len__(self) -> int: return len(self.rows)
-
-    @property
-    def metadata(self) -> pd.DataFrame:
-        "One row per checkpoint of this view (a copy, indexed 0..n-1; column `row` is the zoo-wide row)."
-        df = self._table.iloc[self.rows].reset_index(drop=True)
-        df.insert(0, "row", self.rows)
-        return df
-
-    @property
-    def weights(self) -> _RowIndexer: return _RowIndexer(self, "weights")
-    @property
-    def rollouts(self) -> _RowIndexer: return _RowIndexer(self, "rollouts")
-
-# %% ../../nbs/12_zoo.format.ipynb #e751a47e
-_SCAN_BYTES = 64 << 20  # bytes of weights checked for NaN/Inf at a time by `Zoo(..., verify=True)`
-
-@patch
-def _check_files(self: Zoo, verify: bool):
-    "Every file: inside the folder, regular, of the recorded size, tensors as the manifest says; `verify`: checksums, finite weights."
-    first = {}
-    for sh in self.manifest.shards:
-        for kind, f in sh["files"].items():
-            p = _inside(self.root, f["path"], kind)
-            with _open_regular(p, f"{'metadata table' if kind == 'metadata' else 'shard file'} (shards[{sh['index']}].files.{kind})") as fh:
-                size = os.fstat(fh.fileno()).st_size
-                if size != f["bytes"]: raise ZooFormatError(f"{p}: file is truncated or corrupt ({size} bytes, manifest says {f['bytes']})")
-                if verify: _check_sha256(fh, p, f["sha256"])
-                if kind == "metadata": continue
-                tensors = {k: (d, s) for k, (d, s, _) in _shard_header(fh, p).items()}
-            _check_tensors(p, kind, tensors, sh["rows"][1] - sh["rows"][0], self.manifest["parameter_layout"])
-            sig = {k: (str(d), list(s[1:])) for k, (d, s) in tensors.items()}
-            other, ref = first.setdefault(kind, (p, sig))
-            if sig != ref:
-                k = next((k for k in sig if sig[k] != ref.get(k)), None) if set(sig) == set(ref) else None
-                diff = f"tensor {k!r} is {sig[k][0]} {sig[k][1]} per row, not {ref[k][0]} {ref[k][1]}" if k else f"tensors {sorted(sig)}, not {sorted(ref)}"
-                raise ZooFormatError(f"{p}: holds other tensors than {other}: {diff}")
-        if verify: self._check_finite(sh)
-
-@patch
-def _check_finite(self: Zoo, sh: dict):
-    "The first row of a weights shard holding NaN or Inf, named with its file and tensor (`verify`)."
-    p = _inside(self.root, sh["files"]["weights"]["path"], "weights")
-    maps, n = open_shard_file(p), sh["rows"][1] - sh["rows"][0]
-    chunk = max(1, _SCAN_BYTES // max(1, sum(mm[:1].nbytes for mm in maps.values())))
-    for a in range(0, n, chunk):
-        if (bad := _first_nonfinite({k: mm[a:a + chunk] for k, mm in maps.items()})) is not None:
-            i, name = bad
-            raise ZooFormatError(f"{p}: tensor {name!r} row {a + i} (zoo row {sh['rows'][0] + a + i}) holds NaN/Inf weights")
-
-# %% ../../nbs/12_zoo.format.ipynb #a715e210
-@patch
-def _view(self: Zoo, rows: np.ndarray) -> Zoo:
-    v = object.__new__(Zoo)
-    v.__dict__.update(self.__dict__)
-    v.rows = np.asarray(rows, dtype=np.int64)
-    return v
-
-@patch
-def __getitem__(self: Zoo, idx) -> Zoo:
-    "A view of some rows (slice, list, array or boolean mask); use `weights[...]` to read weights."
-    if isinstance(idx, (int, np.integer)): idx = [idx]
-    return self._view(self.rows[idx])
-
-@patch
-def select(self: Zoo, mask: Sequence[bool] | np.ndarray | pd.Series, # per row of this view
-          ) -> Zoo:
-    "The rows where `mask` holds, e.g. `zoo.select(zoo.metadata.step == 100)`."
-    return self._view(self.rows[np.asarray(mask, dtype=bool)])
-
-@patch
-def split(self: Zoo, name: str, # "train", "val" or "ood"
-          downstream: bool = False, # the paper's downstream protocol: half the OOD tasks move into "train"
-         ) -> Zoo:
-    "The rows of the tasks in split `name`."
-    splits = self.manifest.splits
-    if downstream: splits = downstream_splits(splits, [_key(t) for t in self.manifest.tasks], self.manifest.config.get("seed", 0))
-    if name not in splits: raise RNNWSError(f"unknown split {name!r}; choose from {sorted(splits)}")
-    keys = {_key(self.manifest.tasks[i]) for i in splits[name]}
-    tk = self._table["task"].iloc[self.rows].map(_key)
-    return self._view(self.rows[tk.isin(keys).to_numpy()])
-
-@patch
-def to_module(self: Zoo, i: int, # row of this view
-             ) -> LSTMModel:
-    "A runnable `LSTMModel` with the weights of row `i`."
-    return self.weights[i].to_module()
-
-# %% ../../nbs/12_zoo.format.ipynb #4c279885
-def _metric_columns(df: pd.DataFrame) -> list[str]:
-    "Numeric columns that change during a run (metrics), not per-run settings such as an angle or a weight decay."
-    cols = [c for c in df.columns if c not in ("row", "run", "checkpoint", "step", "task", "split") and pd.api.types.is_numeric_dtype(df[c])]
-    if len(df) and df["run"].duplicated().any():  # a setting is fixed within each run but differs between runs
-        cols = [c for c in cols if not (df.groupby("run")[c].nunique().max() == 1 and df[c].nunique() > 1)]
-    return cols
-
-def _summary(self: Zoo) -> tuple[str, pd.DataFrame]:
-    df, m = self.metadata, self.manifest
-    n_tasks = df["task"].map(_key).nunique() if len(df) else 0
-    splits = df["split"].value_counts().to_dict() if len(df) else {}
-    head = (f"Zoo '{m.get('name', self.root.name)}' ({m['kind']}) at {self.root}\n"
-            f"  {df['run'].nunique() if len(df) else 0} runs x {len(self.steps)} checkpoints = {len(df)} models, {n_tasks} tasks, "
-            f"{self.spec.n_params:,} weights each ({self.spec.num_layers}x{self.spec.hidden_size} LSTM, in {self.spec.input_size}, out {self.spec.output_size})\n"
-            f"  checkpoints by split: " + ", ".join(f"{k} {splits.get(k, 0)}" for k in ("train", "val", "ood"))
-            + ("" if m["complete"] else f"\n  INCOMPLETE: {len(m['shards'])} shards written"))
-    table = df.groupby("step")[_metric_columns(df)].mean() if len(df) else pd.DataFrame()
-    return head, table
-
-@patch
-def __repr__(self: Zoo) -> str:
-    head, table = _summary(self)
-    return head + ("\n  mean by step:\n" + table.to_string(float_format=lambda v: f"{v:.4g}") if len(table) else "")
-
-@patch
-def _repr_html_(self: Zoo) -> str:
-    head, table = _summary(self)
-    return "<pre>" + head + "</pre>" + (table.to_html(float_format=lambda v: f"{v:.4g}") if len(table) else "")
-
-
-@patch
-def plot_accuracy(self: Zoo, # the zoo (or a view)
-                  metric: str | None = None, # column to plot; default: the first accuracy column
-                  by: str = "split", # one line per value of this column (e.g. "weight_decay")
-                  ax=None, # a matplotlib axis to draw on
-                 ):
-    "Mean (and interquartile band) of `metric` against training step, one line per split (or per value of `by`)."
-    import matplotlib.pyplot as plt
-    df = self.metadata
-    metric = metric or next(c for c in _metric_columns(df) if "accuracy" in c)
-    if ax is None: _, ax = plt.subplots(figsize=(5, 3.2))
-    for key, d in df.groupby(by, sort=by != "split"):
-        g = d.groupby("step")[metric]
-        steps = np.array(g.mean().index, dtype=float)
-        n = d["run"].nunique()
-        ax.plot(steps, g.mean().values, marker="o", label=f"{key if by == 'split' else f'{by} {key:g}' if isinstance(key, float) else f'{by} {key}'} ({n} run{'s' if n != 1 else ''})")
-        ax.fill_between(steps, g.quantile(0.25).values, g.quantile(0.75).values, alpha=0.2)
-    ax.set_xscale("symlog", linthresh=max(1, self.steps[1] if len(self.steps) > 1 else 1))
-    ax.set_xlabel("training step"); ax.set_ylabel(metric); ax.legend(fontsize="small"); ax.grid(alpha=0.3)
-    if "accuracy" in metric: ax.set_ylim(-0.02, 1.02)
-    ax.set_title(self.manifest.name or self.root.name)
-    return ax.figure
-
-# %% ../../nbs/12_zoo.format.ipynb #1672676c
-class ZooDataset(Dataset):
-    "Checkpoints of a zoo view as (weights, rollouts, targets) items."
-    def __init__(self, zoo: Zoo, # a zoo or a view (e.g. `zoo.split("train")`)
-                 n_rollouts: int = 1, # stored rollouts per item
-                 targets: Sequence[str] | None = None, # metadata columns to return (default: all numeric ones + task)
-                 random_rollouts: bool = True, # draw which rollouts (seeded by `seed`, `epoch`, item); else the first ones
-                 seed: int = 0, # seeds the rollout draw
-                ):
-        self.zoo, self.n_rollouts, self.random_rollouts, self.seed, self.epoch = zoo, n_rollouts, random_rollouts, seed, 0
-        md = zoo.metadata
-        self.targets = list(targets) if targets is not None else ["task", "step", *_metric_columns(md)]
-        for t in self.targets:
-            if t not in md.columns: raise RNNWSError(f"unknown target {t!r}; the zoo's metadata has {list(md.columns)}")
-        self._targets = {t: self._task_tensor(md[t]) if t == "task" else torch.as_tensor(np.array(md[t].to_numpy())) for t in self.targets}
-
-    def _task_tensor(self, col: pd.Series) -> Tensor:
-        "Tasks as a tensor: numeric vectors `[n, K]` or scalars `[n]` as they are, other tasks (e.g. names) as their index."
-        tasks = self.zoo.manifest.tasks
-        num = lambda v: isinstance(v, (int, float)) and not isinstance(v, bool)
-        if all(isinstance(t, list) and len(t) == len(tasks[0]) and all(num(v) for v in t) for t in tasks): return torch.tensor(np.array(list(col), dtype=np.float64).reshape(len(col), len(tasks[0]))).to(torch.int64 if all(isinstance(v, int) for t in tasks for v in t) else torch.float32)
-        if all(num(t) for t in tasks): return torch.as_tensor(np.array(col.to_numpy()))
-        pos = {_key(t): i for i, t in enumerate(tasks)}
-        return torch.tensor([pos[_key(t)] for t in col], dtype=torch.int64)
-
-    def __len__(self) -> int: return len(self.zoo)
-
-    def set_epoch(self,
-                  epoch: int, # the epoch number, mixed into the seed of the rollout draw
-                 ) -> None:
-        "Change the rollout draw (call once per epoch)."
-        self.epoch = epoch
-
-    def _rollout_ids(self, idx: np.ndarray, n_stored: int) -> Tensor:
-        if not self.random_rollouts or not len(idx): return torch.arange(self.n_rollouts).expand(len(idx), -1)
-        return torch.stack([torch.randperm(n_stored, generator=torch.Generator().manual_seed(derive_seed(self.seed, self.epoch, int(self.zoo.rows[i]))))[:self.n_rollouts] for i in idx])
-
-# %% ../../nbs/12_zoo.format.ipynb #1672676d
-@patch
-def batch(self: ZooDataset,
-          indices: Sequence[int], # item positions `0..len(self)-1`, `B` of them
-         ) -> dict[str, Any]:
-    "A batch of items read in one go: `weights` `[B]`, rollouts `[B, n_rollouts, ...]`, targets `[B, ...]`."
-    idx = np.asarray(indices, dtype=np.int64)
-    out = {"weights": self.zoo.weights[idx], "index": torch.as_tensor(idx)}
-    reader = self.zoo._shards("rollouts")
-    n_stored = reader.second_axis() if isinstance(reader, _Shards) and len(idx) else None
-    if n_stored is not None:                                                    # read only the chosen rollouts
-        if self.n_rollouts > n_stored: raise RNNWSError(f"n_rollouts={self.n_rollouts} but the zoo stores {n_stored} per checkpoint")
-        out.update(reader.read_sub(self.zoo.rows[idx], self._rollout_ids(idx, n_stored).numpy()))   # [B, n_rollouts, ...]
-    else:
-        rolls = self.zoo.rollouts[idx]
-        n_stored = next(iter(rolls.values())).shape[1] if rolls else 0
-        if rolls and self.n_rollouts > n_stored: raise RNNWSError(f"n_rollouts={self.n_rollouts} but the zoo stores {n_stored} per checkpoint")
-        ids = self._rollout_ids(idx, n_stored) if rolls else None
-        for k, v in rolls.items(): out[k] = v[torch.arange(len(idx))[:, None], ids]   # [B, n_rollouts, ...]
-    for t, v in self._targets.items(): out[t] = v[idx]
-    return out
-
-@patch
-def __getitem__(self: ZooDataset, i: int) -> dict[str, Any]:
-    b = self.batch([i])
-    return {k: (v[0] if not isinstance(v, LSTMWeights) else v[0]) for k, v in b.items()}
-
-@patch
-def __getitems__(self: ZooDataset, indices: list[int]) -> list[dict[str, Any]]:
-    b = self.batch(indices)
-    return [{k: v[j] for k, v in b.items()} for j in range(len(indices))]
-
-# %% ../../nbs/12_zoo.format.ipynb #379d6915
-def zoo_collate(items: list[dict[str, Any]], # `ZooDataset` items, all with the same keys
-               ) -> dict[str, Any]:
-    "Stack `ZooDataset` items into a batch (weights into one `LSTMWeights`)."
-    return {k: LSTMWeights.stack([it[k] for it in items]) if isinstance(items[0][k], LSTMWeights) else torch.stack([it[k] for it in items])
-            for k in items[0]}
-
-@patch
-def dataset(self: Zoo,
-            **kwargs, # any `ZooDataset` argument: `n_rollouts`, `targets`, `random_rollouts`, `seed`
-           ) -> ZooDataset: # items: the weights, rollouts and targets of one checkpoint
-    "A `ZooDataset` over this zoo or view (keyword arguments as `ZooDataset`)."
-    return ZooDataset(self, **kwargs)
-
 # %% ../../nbs/12_zoo.format.ipynb #72ef54df
 def toy_manifest(spec: LSTMSpec, # the models' architecture
                  n_runs: int, # number of runs
@@ -904,219 +488,36 @@ def toy_manifest(spec: LSTMSpec, # the models' architecture
             "runs_per_shard": runs_per_shard, "tasks": tasks, "runs": {"task": run_tasks},
             "splits": split_tasks([tuple(t) for t in tasks], [float(t[1]) for t in tasks], seed=0)}
 
-# %% ../../nbs/12_zoo.format.ipynb #148be9e6
-def _one_architecture(models: Sequence) -> list[LSTMWeights]:
-    "Each of `models` as one unbatched `LSTMWeights`; all must share one architecture."
-    ws = []
-    for i, m in enumerate(models):
-        try: ws.append(m if isinstance(m, LSTMWeights) else LSTMWeights.from_state_dict(m) if isinstance(m, dict) else LSTMWeights.from_module(m))
-        except RNNWSError as e: raise RNNWSError(f"models[{i}]: {e}") from None
-        if ws[-1].batch_shape: raise RNNWSError(f"models[{i}]: expected one model, got a batch of shape {ws[-1].batch_shape}")
-        if ws[-1].spec != ws[0].spec: raise RNNWSError(f"models[{i}] is a {ws[-1].spec}, models[0] a {ws[0].spec}: a zoo holds one architecture")
-    if not ws: raise RNNWSError("from_modules needs at least one model")
-    return ws
+# %% ../../nbs/12_zoo.format.ipynb #497823ae
+def _toy_shard(spec: LSTMSpec, tasks: list, run_tasks: list[int], seed: int, runs: range) -> tuple[LSTMWeights, dict, dict]:
+    "Weights, rollouts and metadata of one toy shard: random models of `spec`, 3 checkpoints per run, seeded by `seed`."
+    n, g = len(runs) * 3, torch.Generator().manual_seed(seed)
+    w = LSTMWeights.init(spec, (n,), generator=g)
+    md = {"run": [r for r in runs for _ in range(3)], "checkpoint": [c for _ in runs for c in range(3)],
+          "step": [st for _ in runs for st in (0, 10, 20)], "task": [tasks[run_tasks[r]] for r in runs for _ in range(3)],
+          "accuracy": torch.rand(n, generator=g).tolist()}
+    rollouts = {"tokens": torch.randint(0, 6, (n, 4, 5), dtype=torch.uint8, generator=g),
+                "log_probs": torch.randn(n, 4, 4, 6, generator=g).half()}
+    return w, rollouts, md
 
-def _model_columns(metadata: dict | None, n: int) -> dict[str, list]:
-    "The metadata columns of `n` hand-made models (run, checkpoint, task, step and the given ones), as JSON values."
-    cols = {k: list(v) for k, v in (metadata or {}).items()}
-    for k, v in cols.items():
-        if len(v) != n: raise RNNWSError(f"metadata column {k!r} has {len(v)} values for {n} models")
-    cols.setdefault("task", [0] * n); cols.setdefault("step", [0] * n)
-    cols = {"run": list(range(n)), "checkpoint": [0] * n, **{k: v for k, v in cols.items() if k not in ("run", "checkpoint")}}
-    try: cols = json.loads(json.dumps(cols))
-    except TypeError as e: raise RNNWSError(f"metadata must be JSON-serialisable ({e})") from None
-    if (bad := next((i for i, t in enumerate(cols["task"]) if not _is_task(t)), None)) is not None:
-        raise RNNWSError(f"metadata 'task' of model {bad} must be a number, a string or a flat list of them, "
-                         f"got {reprlib.repr(cols['task'][bad])}")
-    return cols
+def toy_zoo(path: Path | str, # the folder to write (new or empty)
+            seed: int = 0, # seeds the random models; recorded as the build's seed (zoos with other seeds merge)
+            n_runs: int = 6, # runs, 3 checkpoints each (steps 0, 10, 20); run `r` has task `r % 3`
+           ) -> Path:
+    "Write a small zoo of random (untrained) 2x8 LSTMs by hand, for demos and tests: 3 tasks, 2 runs per shard."
+    spec, tasks = LSTMSpec(6, 8, 2, 6), [[0, i, -i] for i in range(3)]
+    run_tasks = [r % 3 for r in range(n_runs)]
+    wr = ZooWriter(path, {**toy_manifest(spec, n_runs, [0, 10, 20], 2, tasks, run_tasks), "config": {"seed": seed}})
+    for s in range(wr.n_shards): wr.write_shard(s, *_toy_shard(spec, tasks, run_tasks, 100 * seed + s, wr.shard_runs(s)))
+    wr.close()
+    return Path(path)
 
-def _task_splits_of(task_column: list, splits: dict | None) -> tuple[list, dict[str, int], dict[str, list[int]]]:
-    "The distinct tasks (sorted), each task's index (by its JSON), and the splits as task indices (the rest: train)."
-    tasks = [json.loads(t) for t in sorted({json.dumps(t) for t in task_column})]
-    pos = {json.dumps(t): i for i, t in enumerate(tasks)}
-    given = {s: {json.dumps(json.loads(json.dumps(t))) for t in ts} for s, ts in (splits or {}).items()}
-    if unknown := set().union(*given.values()) - set(pos) if given else set():
-        raise RNNWSError(f"splits name tasks that no model has: {sorted(unknown)[:3]}")
-    split_idx = {s: sorted(pos[t] for t in ts) for s, ts in given.items()}
-    rest = sorted(set(range(len(tasks))) - {i for v in split_idx.values() for i in v})
-    split_idx["train"] = sorted(split_idx.get("train", []) + rest)
-    for s in ("val", "ood"): split_idx.setdefault(s, [])
-    return tasks, pos, split_idx
+# %% ../../nbs/12_zoo.format.ipynb #4105e529
+_MOVED = {"Zoo": "reader", "check_finite": "reader", "ZooDataset": "dataset", "zoo_collate": "dataset", "merge_zoos": "merge"}
 
-# %% ../../nbs/12_zoo.format.ipynb #148be9e7
-@patch(cls_method=True)
-def from_modules(cls: Zoo, path: Path | str, # the zoo folder to create (must not exist or be empty)
-                 models: Sequence, # `nn.Module`s (with `lstm` + `linear`), state dicts, or unbatched `LSTMWeights`
-                 metadata: dict[str, Sequence] | None = None, # extra columns, one value per model (JSON-serialisable)
-                 splits: dict[str, Sequence] | None = None, # split name -> tasks (values of the `task` column); default all train
-                 name: str = "custom", # the zoo's name in summaries
-                 rollouts: dict[str, Tensor] | None = None, # optional stored rollouts, each `[n_models, ...]`
-                 input_domain=None, # what the models read (an `InputDomain` or its dict): lets encoders probe them and `train` run
-                 family=None, # their task family (a registered `TaskFamily` or its name): recorded as the zoo's kind
-                 models_per_shard: int = 256,
-                ) -> Zoo:
-    "Write `models` (and their metadata) as a zoo in `path` and open it."
-    ws = _one_architecture(models)
-    n, spec = len(ws), ws[0].spec
-    cols = _model_columns(metadata, n)
-    tasks, pos, split_idx = _task_splits_of(cols["task"], splits)
-    if family is not None: family = family if isinstance(family, TaskFamily) else get_family(family)
-    manifest = {"name": name, "kind": family.name if family is not None else "modules", "config": {"seed": 0}, "model_spec": spec.to_dict(),
-                "parameter_layout": [[k, list(v)] for k, v in spec.layout], "checkpoint_steps": [0], "n_runs": n,
-                "runs_per_shard": models_per_shard, "tasks": tasks, "runs": {"task": [pos[json.dumps(t)] for t in cols["task"]]},
-                "splits": split_idx, "metadata_columns": {k: "" for k in cols}}
-    if input_domain is None and family is not None:                 # the family's domain, recorded: the zoo opens anywhere
-        try: input_domain = family.input_domain(Manifest.from_dict(manifest))
-        except RNNWSError: pass
-    if input_domain is not None:
-        d = input_domain.to_dict() if hasattr(input_domain, "to_dict") else dict(input_domain)
-        if d.get("size") != spec.input_size: raise RNNWSError(f"input_domain has size {d.get('size')} but the models have input_size={spec.input_size}")
-        manifest["input_domain"] = d
-    writer = ZooWriter(path, manifest)
-    if writer.done_shards:
-        writer.close()
-        raise RNNWSError(f"{path} already holds this zoo; open it with Zoo({str(path)!r}) or write to a new folder")
-    try:
-        for s in range(writer.n_shards):
-            r = writer.shard_runs(s)
-            w = LSTMWeights.stack([ws[i].detach().to("cpu", torch.float32) for i in r])
-            roll = {k: v[r.start:r.stop] for k, v in (rollouts or {}).items()}
-            writer.write_shard(s, w, roll, {k: v[r.start:r.stop] for k, v in cols.items()})
-    finally: writer.close()
-    return cls(path)
-
-# %% ../../nbs/12_zoo.format.ipynb #2361d845
-@patch(cls_method=True)
-def from_store(cls: Zoo, root: Path | str, # where the rows live (named in messages)
-               manifest: dict, # a complete manifest (its shard list may be empty)
-               metadata: pd.DataFrame, # one row per checkpoint: run, checkpoint, step, task, and any other column
-               store, # `store(kind)` -> a reader whose `read(rows)` gives "weights" (state dicts) or "rollouts" rows
-              ) -> Zoo:
-    "A read-only zoo whose rows another store serves instead of shard files (the authors' released layout: `open_official`)."
-    zoo = object.__new__(cls)
-    split_of = task_splits(manifest)
-    table = metadata.assign(split=[split_of[_key(t)] for t in metadata["task"]])
-    manifest = manifest if isinstance(manifest, Manifest) else Manifest.from_dict(manifest)
-    zoo.__dict__.update(root=Path(root), manifest=manifest, spec=manifest.model_spec, checksums=False,
-                        steps=list(manifest.checkpoint_steps), _table=table, rows=np.arange(len(table)), _maps={}, _store=store)
-    return zoo
-
-# %% ../../nbs/12_zoo.format.ipynb #07d7f832
-def _raw_metadata(zoo: Zoo) -> dict[str, list]:
-    "The metadata columns of a whole zoo, as stored (JSON values, not a DataFrame)."
-    cols: dict[str, list] = {}
-    for sh in zoo.manifest.shards:
-        part = _read_metadata_file(zoo.root, zoo.manifest, sh, getattr(zoo, "checksums", True))
-        if cols and set(part) != set(cols): raise ZooFormatError(f"{zoo.root}: shard {sh['index']} has other metadata columns")
-        for k, v in part.items(): cols.setdefault(k, []).extend(v)
-    return cols
-
-def _check_merge_args(sources, out, runs_per_shard, splits_from, name) -> tuple[list[Path], Path]:
-    "Every argument of `merge_zoos`, before anything is read or created; one `RNNWSError` naming the argument."
-    if isinstance(sources, (str, Path)) or not isinstance(sources, Sequence): raise RNNWSError("sources must be a list of zoo folders")
-    if len(sources) < 2: raise RNNWSError("merge_zoos needs at least two zoos")
-    for k, v in (("runs_per_shard (--runs-per-shard)", runs_per_shard), ("splits_from (--splits-from)", splits_from)):
-        if v is not None and (not _is_int(v) or v < (1 if k.startswith("runs") else 0)):
-            raise RNNWSError(f"{k} must be a {'positive' if k.startswith('runs') else 'non-negative'} integer, got {v!r}")
-    if splits_from is not None and splits_from >= len(sources):
-        raise RNNWSError(f"splits_from must be a source index 0..{len(sources) - 1}, got {splits_from}")
-    if name is not None and (not isinstance(name, str) or not name): raise RNNWSError(f"name must be a non-empty string, got {name!r}")
-    out = Path(out)
-    check_new_folder(out)
-    return [Path(p) for p in sources], out
-
-# %% ../../nbs/12_zoo.format.ipynb #07d7f8h1
-def _merged_tasks(sources: list[Path], zoos: list, splits_from: int | None) -> tuple[list, dict[str, int], dict[str, list[int]]]:
-    "The union of the zoos' tasks (in order of first appearance), each task's index, and the splits (which must agree, or come from one zoo)."
-    tasks, where = [], {}
-    for z in zoos:
-        for t in z.manifest.tasks:
-            if json.dumps(t) not in where: where[json.dumps(t)] = len(tasks); tasks.append(t)
-    split_of: dict[str, str] = {}
-    if splits_from is not None:
-        ref = {json.dumps(zoos[splits_from].manifest.tasks[i]): sp for sp, idx in zoos[splits_from].manifest.splits.items() for i in idx}
-        if missing := [json.loads(t) for t in where if t not in ref]:
-            raise RNNWSError(f"splits_from={splits_from}: {sources[splits_from]} has no split for task {missing[0]!r} (a task only other zoos have)")
-        split_of = {t: ref[t] for t in where}
-    else:
-        for p, z in zip(sources, zoos):
-            for sp, idx in z.manifest.splits.items():
-                for i in idx:
-                    t = json.dumps(z.manifest.tasks[i])
-                    if split_of.setdefault(t, sp) != sp:
-                        raise RNNWSError(f"{p}: task {z.manifest.tasks[i]!r} is in split {sp!r} there but {split_of[t]!r} in an earlier zoo; "
-                                         "pass splits_from=i (--splits-from i) to use one zoo's splits")
-    split_names = sorted({*split_of.values(), "train", "val", "ood"})
-    splits = {sp: sorted(where[t] for t, v in split_of.items() if v == sp) for sp in split_names}
-    return tasks, where, splits
-
-def _merged_shard(zoos: list, cols: list[dict], offsets: list[int], runs: range, n_ck: int) -> tuple:
-    "Weights, rollouts and metadata of the merged runs `runs`, gathered from the sources that hold them."
-    ws, rolls, md = [], [], {k: [] for k in [*cols[0], "source", "source_run"]}
-    for src, z in enumerate(zoos):                                     # the part of this shard in each source
-        lo, hi = max(runs.start, offsets[src]) - offsets[src], min(runs.stop, offsets[src + 1]) - offsets[src]
-        if lo >= hi: continue
-        rows = np.arange(lo * n_ck, hi * n_ck)
-        ws.append(z.weights[rows]); rolls.append(z.rollouts[rows])
-        for k, v in cols[src].items():
-            part = v[lo * n_ck:hi * n_ck]
-            md[k] += [r + offsets[src] for r in part] if k == "run" else part
-        md["source"] += [src] * len(rows); md["source_run"] += cols[src]["run"][lo * n_ck:hi * n_ck]
-    w = LSTMWeights.cat(ws) if len(ws) > 1 else ws[0]
-    roll = {k: torch.cat([r[k] for r in rolls]) for k in rolls[0]}
-    return w, roll, md
-
-
-# %% ../../nbs/12_zoo.format.ipynb #f73b19fa
-def merge_zoos(sources: Sequence[Path | str], # the zoo folders to combine, in order
-               out: Path | str, # the merged zoo folder (created; must not exist or be empty)
-               runs_per_shard: int | None = None, # default: the first source's
-               splits_from: int | None = None, # take every task's split from this source (default: they must agree)
-               name: str | None = None, # the merged zoo's name (default: the first source's + "-merged")
-               progress: bool = True, # show a progress bar (on stderr)
-              ) -> Zoo:
-    "Combine complete zoos of one kind and architecture into a new zoo in `out`; runs are renumbered source by source."
-    sources, out = _check_merge_args(sources, out, runs_per_shard, splits_from, name)
-    zoos = [Zoo(p, verify=True) for p in sources]   # every byte checked: a corrupt source never makes a merged zoo
-    first = zoos[0].manifest
-    for p, z in zip(sources, zoos):
-        m = z.manifest
-        for k in ("kind", "model_spec", "parameter_layout", "checkpoint_steps", "rollouts"):
-            if m.get(k) != first.get(k): raise RNNWSError(f"{p}: field {k!r} differs from {sources[0]} ({m.get(k)!r} vs {first.get(k)!r}); these zoos cannot be merged")
-    for i in range(len(zoos)):
-        for j in range(i):
-            if zoos[i].manifest.config == zoos[j].manifest.config and zoos[i].manifest.n_runs == zoos[j].manifest.n_runs:
-                raise RNNWSError(f"{sources[i]} is the same build as {sources[j]} (identical config): its runs would be duplicates; "
-                                 "build the parts with different --seed values")
-    tasks, where, splits = _merged_tasks(sources, zoos, splits_from)
-    offsets = np.cumsum([0] + [z.manifest.n_runs for z in zoos]).tolist()
-    run_task = [where[json.dumps(z.manifest.tasks[k])] for z in zoos for k in z.manifest.run_tasks]
-    manifest = {k: v for k, v in first.items() if k not in ("shards", "complete", "format", "format_version", "build", "tasks", "runs", "splits", "task_names")}
-    manifest.update(name=name or f"{first.get('name', 'zoo')}-merged", n_runs=offsets[-1], tasks=tasks, runs={"task": run_task}, splits=splits,
-                    runs_per_shard=runs_per_shard if runs_per_shard is not None else first["runs_per_shard"],
-                    merged_from=[{"path": str(Path(p).resolve()), "name": z.manifest.get("name"), "config": z.manifest.config,
-                                  "build": z.manifest.get("build"), "n_runs": z.manifest.n_runs, "run_offset": o}
-                                 for p, z, o in zip(sources, zoos, offsets)])
-    if "task_names" in first:
-        names = {json.dumps(t): n for z in zoos for t, n in zip(z.manifest.tasks, z.manifest.get("task_names", []))}
-        manifest["task_names"] = [names.get(json.dumps(t), str(t)) for t in tasks]
-    manifest["metadata_columns"] = {**first.get("metadata_columns", {}), "source": "index of the merged zoo it came from (merged_from)",
-                                    "source_run": "its run index in that zoo"}
-    cols = [_raw_metadata(z) for z in zoos]
-    if any(set(c) != set(cols[0]) for c in cols): raise RNNWSError("the zoos have different metadata columns; they cannot be merged")
-    n_ck, bar = len(first["checkpoint_steps"]), None
-    with atomic_folder(out, "merging") as tmp:                                  # nothing half-written is left behind
-        writer = ZooWriter(tmp, manifest)
-        try:
-            if progress:
-                from tqdm.auto import tqdm
-                bar = tqdm(total=offsets[-1], unit="run", desc=f"merge {out.name}", file=sys.stderr)
-            for s in range(writer.n_shards):
-                runs = writer.shard_runs(s)
-                w, roll, md = _merged_shard(zoos, cols, offsets, runs, n_ck)
-                writer.write_shard(s, w, roll, md)
-                if bar is not None: bar.update(len(runs))
-        finally:
-            writer.close()
-            if bar is not None: bar.close()
-    return Zoo(out)
+def __getattr__(name: str):
+    "The reader, the dataset and the merge have their own modules; their names still import from here (`from rnn_weightspace.zoo.format import Zoo`)."
+    if name in _MOVED:
+        import importlib
+        return getattr(importlib.import_module(f"rnn_weightspace.zoo.{_MOVED[name]}"), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
