@@ -18,20 +18,28 @@ from fastcore.basics import patch
 from .core import RNNWSError
 
 # %% auto #0
-__all__ = ['LSTMSpec', 'LSTMWeights', 'zero_state', 'lstm_forward', 'lstm_step', 'LSTMModel']
+__all__ = ['CELLS', 'LSTMSpec', 'LSTMWeights', 'zero_state', 'lstm_forward', 'lstm_step', 'LSTMModel']
 
 # %% ../nbs/01_lstm.ipynb #4623602e
 @dataclass(frozen=True)
 class LSTMSpec:
-    "The shape of a stacked LSTM with a linear readout (as `nn.LSTM(input_size, hidden_size, num_layers)` + `nn.Linear`)."
+    "The shape of a stacked recurrent network with a linear readout (as `nn.LSTM(input_size, hidden_size, num_layers)` + `nn.Linear`; or `nn.GRU`, `nn.RNN`)."
     input_size: int  # features per input step (6 one-hot tokens for formal languages, 16 pixels for MNIST tiles)
     hidden_size: int  # hidden units per layer, H
-    num_layers: int  # stacked LSTM layers
+    num_layers: int  # stacked recurrent layers
     output_size: int  # readout size (logits)
+    cell: str = "lstm"  # the recurrent cell: "lstm", "gru" or "rnn" (Elman, tanh), as `nn.LSTM`, `nn.GRU`, `nn.RNN`
 
     def __post_init__(self):
         for k, v in asdict(self).items():
-            if not isinstance(v, int) or v < 1: raise RNNWSError(f"LSTMSpec.{k} must be a positive integer, got {v!r}")
+            if k == "cell":
+                if v not in CELLS: raise RNNWSError(f"LSTMSpec.cell must be one of {list(CELLS)}, got {v!r}")
+            elif not isinstance(v, int) or isinstance(v, bool) or v < 1: raise RNNWSError(f"LSTMSpec.{k} must be a positive integer, got {v!r}")
+
+    @property
+    def gates(self) -> int:
+        "Gate blocks stacked on the rows of `weight_ih` and `weight_hh`: 4 (LSTM: i, f, g, o), 3 (GRU: r, z, n), 1 (Elman RNN)."
+        return CELLS[self.cell]
 
     def layer_input_size(self,
                          layer: int, # 0-based LSTM layer
@@ -42,11 +50,11 @@ class LSTMSpec:
     @property
     def layout(self) -> list[tuple[str, tuple[int, ...]]]:
         "`(name, shape)` of every tensor, in `nn.LSTM.parameters()` order followed by the readout (the official flat order)."
-        H = self.hidden_size
+        H, G, c = self.hidden_size, self.gates, self.cell                # state-dict names start with the cell: "lstm.", "gru.", "rnn."
         out = []
         for l in range(self.num_layers):
-            out += [(f"lstm.weight_ih_l{l}", (4*H, self.layer_input_size(l))), (f"lstm.weight_hh_l{l}", (4*H, H)),
-                    (f"lstm.bias_ih_l{l}", (4*H,)), (f"lstm.bias_hh_l{l}", (4*H,))]
+            out += [(f"{c}.weight_ih_l{l}", (G*H, self.layer_input_size(l))), (f"{c}.weight_hh_l{l}", (G*H, H)),
+                    (f"{c}.bias_ih_l{l}", (G*H,)), (f"{c}.bias_hh_l{l}", (G*H,))]
         return out + [("linear.weight", (self.output_size, H)), ("linear.bias", (self.output_size,))]
 
     @property
@@ -54,14 +62,18 @@ class LSTMSpec:
         "Number of scalar weights of one model."
         return sum(_numel(s) for _, s in self.layout)
 
-    def to_dict(self) -> dict[str, int]:
-        "The fields as a JSON-serialisable dict."
-        return asdict(self)
+    def to_dict(self) -> dict[str, int | str]:
+        "The fields as a JSON-serialisable dict (`cell` only when it is not the LSTM, so LSTM specs read as they always did)."
+        d = asdict(self)
+        if self.cell == "lstm": del d["cell"]
+        return d
 
     @classmethod
     def from_dict(cls, d: dict) -> LSTMSpec:
-        try: return cls(**{k: d[k] for k in ("input_size", "hidden_size", "num_layers", "output_size")})
+        try: return cls(**{k: d[k] for k in ("input_size", "hidden_size", "num_layers", "output_size")}, cell=d.get("cell", "lstm"))
         except KeyError as e: raise RNNWSError(f"model spec is missing the field {e.args[0]!r}") from None
+
+CELLS = {"lstm": 4, "gru": 3, "rnn": 1}  # cell -> gate blocks on the rows (PyTorch's order: LSTM i, f, g, o; GRU r, z, n)
 
 def _numel(shape: Sequence[int]) -> int:
     n = 1
@@ -71,11 +83,11 @@ def _numel(shape: Sequence[int]) -> int:
 # %% ../nbs/01_lstm.ipynb #99496f75
 @dataclass(repr=False)
 class LSTMWeights:
-    "Weights of stacked LSTMs with a linear readout; every tensor has the same leading `batch_shape`."
-    weight_ih: list[Tensor]  # per layer: [*batch, 4H, in_l], gates (i, f, g, o) stacked on the rows
-    weight_hh: list[Tensor]  # per layer: [*batch, 4H, H]
-    bias_ih: list[Tensor]  # per layer: [*batch, 4H]
-    bias_hh: list[Tensor]  # per layer: [*batch, 4H]
+    "Weights of stacked LSTMs (or GRUs, Elman RNNs) with a linear readout; every tensor has the same leading `batch_shape`."
+    weight_ih: list[Tensor]  # per layer: [*batch, G*H, in_l], G gate blocks stacked on the rows (LSTM: 4, i, f, g, o)
+    weight_hh: list[Tensor]  # per layer: [*batch, G*H, H]
+    bias_ih: list[Tensor]  # per layer: [*batch, G*H]
+    bias_hh: list[Tensor]  # per layer: [*batch, G*H]
     weight_out: Tensor  # readout weight: [*batch, out, H]
     bias_out: Tensor  # readout bias: [*batch, out]
 
@@ -87,8 +99,7 @@ class LSTMWeights:
             raise RNNWSError("LSTMWeights needs the same positive number of weight_ih, weight_hh, bias_ih and bias_hh tensors")
         spec = self.spec
         batch = tuple(self.bias_out.shape[:-1])
-        for name, shape in spec.layout:
-            t = self[name]
+        for (name, shape), t in zip(spec.layout, self.state_dict().values()):
             if tuple(t.shape) != batch + shape:
                 raise RNNWSError(f"LSTMWeights: {name} has shape {tuple(t.shape)}, expected {batch + shape} "
                                  f"(batch {batch}, {spec})")
@@ -96,9 +107,12 @@ class LSTMWeights:
     # --- what it is -------------------------------------------------------------------------------------------
     @property
     def spec(self) -> LSTMSpec:
-        "The architecture, read off the tensor shapes."
-        return LSTMSpec(input_size=self.weight_ih[0].shape[-1], hidden_size=self.weight_hh[0].shape[-1],
-                        num_layers=len(self.weight_ih), output_size=self.weight_out.shape[-2])
+        "The architecture, read off the tensor shapes (the cell from the rows of `weight_hh`: 4H LSTM, 3H GRU, H Elman RNN)."
+        H, rows = self.weight_hh[0].shape[-1], self.weight_hh[0].shape[-2]
+        cell = next((c for c, g in CELLS.items() if g * H == rows), None)
+        if cell is None: raise RNNWSError(f"weight_hh[0] has {rows} rows for {H} hidden units: a cell has 4H (LSTM), 3H (GRU) or H (Elman RNN) rows")
+        return LSTMSpec(input_size=self.weight_ih[0].shape[-1], hidden_size=H, num_layers=len(self.weight_ih),
+                        output_size=self.weight_out.shape[-2], cell=cell)
 
     @property
     def batch_shape(self) -> tuple[int, ...]: return tuple(self.bias_out.shape[:-1])
@@ -117,15 +131,16 @@ class LSTMWeights:
 
     def __repr__(self) -> str:
         s = self.spec
-        return (f"LSTMWeights(batch_shape={self.batch_shape}, input_size={s.input_size}, hidden_size={s.hidden_size}, "
+        return (f"LSTMWeights(batch_shape={self.batch_shape}, {'' if s.cell == 'lstm' else f'cell={s.cell!r}, '}input_size={s.input_size}, hidden_size={s.hidden_size}, "
                 f"num_layers={s.num_layers}, output_size={s.output_size}, dtype={self.dtype}, device={self.device})")
 
 # %% ../nbs/01_lstm.ipynb #b1d49473
 def _split_name(name: str) -> tuple[str, int | None]:
     if name == "linear.weight": return "weight_out", None
     if name == "linear.bias": return "bias_out", None
-    if name.startswith("lstm.") and "_l" in name:
-        field, layer = name[5:].rsplit("_l", 1)
+    cell, _, rest = name.partition(".")
+    if cell in CELLS and "_l" in rest:
+        field, layer = rest.rsplit("_l", 1)
         if field in ("weight_ih", "weight_hh", "bias_ih", "bias_hh") and layer.isdigit(): return field, int(layer)
     raise KeyError(name)
 
@@ -133,6 +148,7 @@ def _split_name(name: str) -> tuple[str, int | None]:
 def __getitem__(self: LSTMWeights, key):
     if isinstance(key, str):
         field, layer = _split_name(key)
+        if key.partition(".")[0] not in ("linear", self.spec.cell): raise KeyError(f"{key} (these are {self.spec.cell} weights)")
         return getattr(self, field) if layer is None else getattr(self, field)[layer]
     if not self.batch_shape: raise IndexError("unbatched LSTMWeights cannot be indexed; it holds one model")
     return self.map(lambda t: t[key])
@@ -140,13 +156,17 @@ def __getitem__(self: LSTMWeights, key):
 @patch
 def state_dict(self: LSTMWeights) -> dict[str, Tensor]:
     "The tensors by `nn.Module` state-dict name, in the official order (batched tensors keep their batch dims)."
-    return {name: self[name] for name, _ in self.spec.layout}
+    fields = [_split_name(name) for name, _ in self.spec.layout]
+    return {name: getattr(self, f) if l is None else getattr(self, f)[l] for (name, _), (f, l) in zip(self.spec.layout, fields)}
 
 @patch(cls_method=True)
-def from_state_dict(cls: LSTMWeights, state_dict: dict[str, Tensor], # `lstm.*` and `linear.*` tensors, e.g. `LSTMModel.state_dict()`
+def from_state_dict(cls: LSTMWeights, state_dict: dict[str, Tensor], # `lstm.*` (or `gru.*`, `rnn.*`) and `linear.*` tensors, e.g. `LSTMModel.state_dict()`
                     ) -> LSTMWeights:
     "Build the container from state-dict names; extra or missing keys are errors naming the key."
-    keys = [k for k in state_dict if k.startswith(("lstm.", "linear."))]
+    cells = sorted({k.partition(".")[0] for k in state_dict} & set(CELLS))
+    if len(cells) > 1: raise RNNWSError(f"state dict holds the weights of several cells: {cells}")
+    c = cells[0] if cells else "lstm"
+    keys = [k for k in state_dict if k.startswith((f"{c}.", "linear."))]
     layers = sorted({_split_name(k)[1] for k in keys if _split_name(k)[1] is not None}) if keys else []
     for k in keys: _split_name(k)  # raises on unknown names
     if not layers: raise RNNWSError("state dict has no 'lstm.weight_ih_l0' tensor")
@@ -154,8 +174,8 @@ def from_state_dict(cls: LSTMWeights, state_dict: dict[str, Tensor], # `lstm.*` 
         if k not in state_dict: raise RNNWSError(f"state dict is missing {k!r}")
         return state_dict[k]
     L = len(layers)
-    return cls([get(f"lstm.weight_ih_l{l}") for l in range(L)], [get(f"lstm.weight_hh_l{l}") for l in range(L)],
-               [get(f"lstm.bias_ih_l{l}") for l in range(L)], [get(f"lstm.bias_hh_l{l}") for l in range(L)],
+    return cls([get(f"{c}.weight_ih_l{l}") for l in range(L)], [get(f"{c}.weight_hh_l{l}") for l in range(L)],
+               [get(f"{c}.bias_ih_l{l}") for l in range(L)], [get(f"{c}.bias_hh_l{l}") for l in range(L)],
                get("linear.weight"), get("linear.bias"))
 
 # %% ../nbs/01_lstm.ipynb #965fce9e
@@ -260,20 +280,21 @@ def _flat_state(state, batch, M, L, N, H, like: Tensor):
 
 def zero_state(w: LSTMWeights, # the models
                n: int, # sequences per model
-              ) -> tuple[Tensor, Tensor]:
-    "All-zero `(h, c)` state, each `[*batch, num_layers, n, H]`."
+              ) -> tuple[Tensor, Tensor] | Tensor:
+    "All-zero state: `(h, c)` for LSTMs, `h` for GRUs and Elman RNNs; each `[*batch, num_layers, n, H]`."
     z = w.bias_out.new_zeros(*w.batch_shape, w.num_layers, n, w.hidden_size)
-    return z, z.clone()
+    return (z, z.clone()) if w.spec.cell == "lstm" else z
 
 # %% ../nbs/01_lstm.ipynb #79aa1850
 def lstm_forward(w: LSTMWeights, # the models, batch shape `B`
                  x: Tensor, # inputs `[*B, N, T, input_size]` (leading dims broadcast against `B`)
-                 state: tuple[Tensor, Tensor] | None = None, # initial `(h, c)`, each `[*B, num_layers, N, H]`; zeros if None
-                ) -> tuple[Tensor, tuple[Tensor, Tensor]]:
-    "Run every model on its inputs: returns outputs `[*B, N, T, output_size]` and the final `(h, c)`."
+                 state: tuple[Tensor, Tensor] | Tensor | None = None, # initial `(h, c)` (GRU, RNN: `h`), each `[*B, num_layers, N, H]`; zeros if None
+                ) -> tuple[Tensor, tuple[Tensor, Tensor] | Tensor]:
+    "Run every model on its inputs: returns outputs `[*B, N, T, output_size]` and the final `(h, c)` (GRU, RNN: `h`)."
     B, L, H = w.batch_shape, w.num_layers, w.hidden_size
     N, T, D = x.shape[-3:]
     if D != w.spec.input_size: raise RNNWSError(f"input has {D} features, the models expect input_size={w.spec.input_size}")
+    if w.spec.cell != "lstm": return _h_forward(w, x, state)
     wf, M = _flat(w)
     x = x.expand(*B, N, T, D).reshape(M, N * T, D)                    # [M, N*T, D]
     h0, c0 = _flat_state(state, B, M, L, N, H, x)                     # [M, L, N, H] each
@@ -297,12 +318,15 @@ def lstm_forward(w: LSTMWeights, # the models, batch shape `B`
 # %% ../nbs/01_lstm.ipynb #748cc996
 def lstm_step(w: LSTMWeights, # the models, batch shape `B`
               x: Tensor, # one input step `[*B, N, input_size]` (leading dims broadcast against `B`)
-              state: tuple[Tensor, Tensor] | None = None, # `(h, c)`, each `[*B, num_layers, N, H]`; zeros if None
-             ) -> tuple[Tensor, tuple[Tensor, Tensor]]:
-    "One step of every model: returns outputs `[*B, N, output_size]` and the new `(h, c)`."
+              state: tuple[Tensor, Tensor] | Tensor | None = None, # `(h, c)` (GRU, RNN: `h`), each `[*B, num_layers, N, H]`; zeros if None
+             ) -> tuple[Tensor, tuple[Tensor, Tensor] | Tensor]:
+    "One step of every model: returns outputs `[*B, N, output_size]` and the new `(h, c)` (GRU, RNN: `h`)."
     B, L, H = w.batch_shape, w.num_layers, w.hidden_size
     N, D = x.shape[-2:]
     if D != w.spec.input_size: raise RNNWSError(f"input has {D} features, the models expect input_size={w.spec.input_size}")
+    if w.spec.cell != "lstm":
+        y, h = _h_forward(w, x.unsqueeze(-2), state)                  # a sequence of one step
+        return y.squeeze(-2), h
     wf, M = _flat(w)
     inp = x.expand(*B, N, D).reshape(M, N, D)                          # [M, N, D]
     h0, c0 = _flat_state(state, B, M, L, N, H, inp)                   # [M, L, N, H] each
@@ -316,22 +340,62 @@ def lstm_step(w: LSTMWeights, # the models, batch shape `B`
     y = torch.baddbmm(wf.bias_out.unsqueeze(1), inp, wf.weight_out.transpose(1, 2))  # [M, N, out]
     return y.reshape(*B, N, -1), (torch.stack(hs, 1).reshape(*B, L, N, H), torch.stack(cs, 1).reshape(*B, L, N, H))
 
+# %% ../nbs/01_lstm.ipynb #0f108498
+def _h_state(state, B, M, L, N, H, like: Tensor, cell: str) -> Tensor:
+    "The initial hidden state of a GRU or Elman RNN as `[M, L, N, H]` (zeros if None)."
+    if state is None: return like.new_zeros(M, L, N, H)
+    exp = (*B, L, N, H)
+    if not isinstance(state, Tensor) or tuple(state.shape) != exp:
+        got = f"a {type(state).__name__}" if not isinstance(state, Tensor) else f"shape {tuple(state.shape)}"
+        raise RNNWSError(f"a {cell.upper()} state is h alone, with shape {exp}; got {got}")
+    return state.reshape(M, L, N, H)
+
+def _h_cell(cell: str, gi: Tensor, h: Tensor, w_hh: Tensor, b_hh: Tensor) -> Tensor:
+    "One GRU or Elman update from the input projection `gi` `[M, N, G*H]` (with `b_ih`) and the previous `h` `[M, N, H]`."
+    gh = torch.baddbmm(b_hh, h, w_hh)                                  # [M, N, G*H]: recurrent projection, with b_hh
+    if cell == "rnn": return torch.tanh(gi + gh)
+    i_r, i_z, i_n = gi.chunk(3, -1)
+    h_r, h_z, h_n = gh.chunk(3, -1)
+    r, z = torch.sigmoid(i_r + h_r), torch.sigmoid(i_z + h_z)
+    n = torch.tanh(i_n + r * h_n)
+    return (1 - z) * n + z * h
+
+def _h_forward(w: LSTMWeights, x: Tensor, state) -> tuple[Tensor, Tensor]:
+    "`lstm_forward` for GRUs and Elman RNNs: outputs `[*B, N, T, out]` and the final `h` `[*B, L, N, H]`."
+    B, L, H, cell = w.batch_shape, w.num_layers, w.hidden_size, w.spec.cell
+    N, T, D = x.shape[-3:]
+    wf, M = _flat(w)
+    x = x.expand(*B, N, T, D).reshape(M, N * T, D)                    # [M, N*T, D]
+    h0, last = _h_state(state, B, M, L, N, H, x, cell), []            # [M, L, N, H]
+    for l in range(L):
+        gi = torch.baddbmm(wf.bias_ih[l].unsqueeze(1), x, wf.weight_ih[l].transpose(1, 2))    # [M, N*T, G*H], all steps
+        w_hh, b_hh = wf.weight_hh[l].transpose(1, 2), wf.bias_hh[l].unsqueeze(1)               # [M, H, G*H], [M, 1, G*H]
+        h, outs = h0[:, l], []
+        for gi_t in gi.view(M, N, T, -1).unbind(2):                    # gi_t: [M, N, G*H]
+            h = _h_cell(cell, gi_t, h, w_hh, b_hh)                     # [M, N, H]
+            outs.append(h)
+        x = torch.stack(outs, 2).reshape(M, N * T, H)                  # [M, N*T, H]
+        last.append(h)
+    y = torch.baddbmm(wf.bias_out.unsqueeze(1), x, wf.weight_out.transpose(1, 2))  # [M, N*T, out]
+    return y.reshape(*B, N, T, -1), torch.stack(last, 1).reshape(*B, L, N, H)
+
 # %% ../nbs/01_lstm.ipynb #3d99317c
 class LSTMModel(nn.Module):
-    "A stacked `nn.LSTM` (batch first) with a linear readout: the runnable form of one `LSTMWeights` model."
+    "A stacked `nn.LSTM` (or `nn.GRU`, `nn.RNN`; batch first) with a linear readout: the runnable form of one `LSTMWeights` model."
     def __init__(self,
                  spec: LSTMSpec, # the architecture
                 ):
         super().__init__()
         self.spec = spec
-        self.lstm = nn.LSTM(spec.input_size, spec.hidden_size, spec.num_layers, batch_first=True)
+        rnn = {"lstm": nn.LSTM, "gru": nn.GRU, "rnn": nn.RNN}[spec.cell]                     # nn.RNN: tanh by default
+        setattr(self, spec.cell, rnn(spec.input_size, spec.hidden_size, spec.num_layers, batch_first=True))  # `self.lstm`, `.gru` or `.rnn`
         self.linear = nn.Linear(spec.hidden_size, spec.output_size)
 
     def forward(self, x: Tensor, # inputs `[N, T, input_size]`
                 state: tuple[Tensor, Tensor] | None = None, # `(h, c)`, each `[num_layers, N, H]`
                ) -> tuple[Tensor, tuple[Tensor, Tensor]]:
         "Outputs `[N, T, output_size]` and the final `(h, c)`."
-        out, state = self.lstm(x, state)   # [N, T, H]
+        out, state = getattr(self, self.spec.cell)(x, state)   # [N, T, H]
         return self.linear(out), state     # [N, T, output_size]
 
     def step(self, x: Tensor, # one input step `[N, input_size]`
@@ -351,14 +415,17 @@ def to_module(self: LSTMWeights) -> LSTMModel:
     return m
 
 @patch(cls_method=True)
-def from_module(cls: LSTMWeights, module: nn.Module, # an `LSTMModel`, or any module with `lstm` (`nn.LSTM`) and `linear` (`nn.Linear`)
+def from_module(cls: LSTMWeights, module: nn.Module, # an `LSTMModel`, or any module with `lstm` (`nn.LSTM`), `gru` (`nn.GRU`) or `rnn` (`nn.RNN`) and `linear` (`nn.Linear`)
                 ) -> LSTMWeights:
-    "The weights of a module (detached copies); `nn.LSTM` must be unidirectional, batch first, without projections."
-    lstm = getattr(module, "lstm", None)
-    if not isinstance(lstm, nn.LSTM) or not isinstance(getattr(module, "linear", None), nn.Linear):
-        raise RNNWSError("from_module needs a module with an `lstm` (nn.LSTM) and a `linear` (nn.Linear) attribute")
-    if lstm.bidirectional or lstm.proj_size or not lstm.bias:
-        raise RNNWSError("from_module supports unidirectional nn.LSTM with biases and no projection")
+    "The weights of a module (detached copies); the recurrent part must be unidirectional, with biases, without projections."
+    kinds = {"lstm": nn.LSTM, "gru": nn.GRU, "rnn": nn.RNN}
+    found = [c for c, k in kinds.items() if isinstance(getattr(module, c, None), k)]
+    if len(found) != 1 or not isinstance(getattr(module, "linear", None), nn.Linear):
+        raise RNNWSError("from_module needs a module with one of `lstm` (nn.LSTM), `gru` (nn.GRU), `rnn` (nn.RNN) and a `linear` (nn.Linear) attribute")
+    rnn = getattr(module, found[0])
+    if rnn.bidirectional or rnn.proj_size or not rnn.bias:
+        raise RNNWSError(f"from_module supports unidirectional nn.{type(rnn).__name__} with biases and no projection")
+    if found[0] == "rnn" and rnn.nonlinearity != "tanh": raise RNNWSError("from_module supports nn.RNN with nonlinearity='tanh' (the Elman cell)")
     return cls.from_state_dict({k: v.detach().clone() for k, v in module.state_dict().items()})
 
 # %% ../nbs/01_lstm.ipynb #2d6fbb03

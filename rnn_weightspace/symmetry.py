@@ -52,6 +52,9 @@ def _check_perm(perm: Tensor, name: str = "perm"):
     if not torch.equal(perm.sort(-1).values, torch.arange(H, device=perm.device).expand_as(perm)):
         raise RNNWSError(f"{name} is not a permutation of 0..{H - 1} along its last dimension")
 
+# the gate block whose tanh carries a unit's sign: the LSTM's cell candidate g, the GRU's candidate n, the Elman cell itself
+_SIGNED_BLOCK = {"lstm": 2, "gru": 2, "rnn": 0}
+
 def _check_signs(signs: Tensor, name: str = "signs"):
     if not bool((signs.abs() == 1).all()): raise RNNWSError(f"{name} must hold only +1 and -1")
 
@@ -77,7 +80,7 @@ def permute_hidden(w: LSTMWeights, # the models, batch shape `B`
     perm = perm.long()
     t = _fields(w)
     if "rows" in parts:
-        rows = torch.cat([perm + k * H for k in range(4)], -1)         # [*B, 4H]: the same perm in every gate block
+        rows = torch.cat([perm + k * H for k in range(w.spec.gates)], -1)   # [*B, G*H]: the same perm in every gate block
         for f in ("weight_ih", "weight_hh"): t[f][l] = torch.take_along_dim(t[f][l], rows[..., :, None], dim=-2)
         for f in ("bias_ih", "bias_hh"): t[f][l] = torch.take_along_dim(t[f][l], rows, dim=-1)
     if "recurrent_columns" in parts:
@@ -101,8 +104,8 @@ def flip_signs(w: LSTMWeights, # the models, batch shape `B`
     signs = signs.to(w.dtype)
     t = _fields(w)
     if "rows" in parts:
-        one = torch.ones_like(signs)
-        rows = torch.cat([one, one, signs, one], -1)                   # [*B, 4H]: only the g block (cell candidate)
+        one, cell = torch.ones_like(signs), w.spec.cell
+        rows = torch.cat([signs if k == _SIGNED_BLOCK[cell] else one for k in range(w.spec.gates)], -1)   # [*B, G*H]: the tanh block only
         for f in ("weight_ih", "weight_hh"): t[f][l] = t[f][l] * rows[..., :, None]
         for f in ("bias_ih", "bias_hh"): t[f][l] = t[f][l] * rows
     if "recurrent_columns" in parts: t["weight_hh"][l] = t["weight_hh"][l] * signs[..., None, :]
@@ -204,13 +207,14 @@ def inverse(self: HiddenSymmetry) -> HiddenSymmetry:
     return HiddenSymmetry(inv, [s.gather(-1, i) for s, i in zip(self.signs, inv)])
 
 @patch
-def apply_state(self: HiddenSymmetry, state: tuple[Tensor, Tensor], # `(h, c)`, each `[*B, num_layers, N, H]`
-               ) -> tuple[Tensor, Tensor]:
+def apply_state(self: HiddenSymmetry, state: tuple[Tensor, Tensor] | Tensor, # `(h, c)` (GRU, Elman RNN: `h`), each `[*B, num_layers, N, H]`
+               ) -> tuple[Tensor, Tensor] | Tensor:
     "The hidden and cell states of the transformed models: `h'[..., l, :, j] = signs[l][j] * h[..., l, :, perms[l][j]]`."
     perm = torch.stack(self.perms, -2).long()                          # [*B, L, H]
     sgn = torch.stack(self.signs, -2)                                  # [*B, L, H]
-    h, c = state
     f = lambda t: torch.take_along_dim(t, perm.to(t.device)[..., None, :], dim=-1) * sgn.to(t)[..., None, :]
+    if isinstance(state, Tensor): return f(state)                     # the hidden state of a GRU or Elman RNN
+    h, c = state
     return f(h), f(c)
 
 # %% ../nbs/02_symmetry.ipynb #085f09a8

@@ -31,10 +31,14 @@ class WeightEncoder(nn.Module):
     permutation_invariant: ClassVar[bool] = False  # exactly invariant to hidden-unit permutations
     sign_invariant: ClassVar[bool] = False  # exactly invariant to hidden-unit sign flips
     sizes: ClassVar[dict[str, dict[str, Any]]] = {}  # named architecture presets, e.g. {"paper": {...}, "small": {...}}
+    cells: ClassVar[tuple[str, ...]] = ("lstm",)  # the recurrent cells whose weights it reads (`LSTMSpec.cell`)
 
     def __init__(self, spec: LSTMSpec, # the models this encoder accepts
                  embedding_size: int = 16, # Z, the size of the embedding
                 ):
+        if spec.cell not in self.cells:
+            raise RNNWSError(f"the {self.name or type(self).__name__} encoder reads {' and '.join(c.upper() for c in self.cells)} weights; "
+                             f"these models are {spec.cell.upper()}s")
         super().__init__()
         self.spec, self.embedding_size = spec, embedding_size
 

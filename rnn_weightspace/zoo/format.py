@@ -27,7 +27,7 @@ from torch import Tensor
 from fastcore.basics import patch
 
 from ..core import RNNWSError, atomic_write_bytes, atomic_write_json, derive_seed, folder_lock, sha256_file
-from ..lstm import LSTMSpec, LSTMWeights
+from ..lstm import CELLS, LSTMSpec, LSTMWeights
 
 # %% auto #0
 __all__ = ['FORMAT_NAME', 'FORMAT_VERSION', 'MANIFEST_NAME', 'PENDING_SUFFIX', 'ZooFormatError', 'write_shard_file',
@@ -222,6 +222,7 @@ def _check_manifest(m: dict, root: Path, mf: Path) -> None:
     if spec["num_layers"] > _MAX_LAYERS or max(spec[k] for k in _SPEC_FIELDS) > _MAX_SIZE:
         sizes = ", ".join(f"{k} {spec[k]}" for k in _SPEC_FIELDS)
         bad("model_spec", f"is too large ({sizes}; at most {_MAX_LAYERS} layers and {_MAX_SIZE} units)")
+    if spec.get("cell", "lstm") not in CELLS: bad("model_spec", f"has cell {reprlib.repr(spec['cell'])}; the cells are {list(CELLS)}")
     layout = [[n, list(s)] for n, s in LSTMSpec.from_dict(spec).layout]
     if m["parameter_layout"] != layout:
         bad("parameter_layout", f"must be the model_spec's tensors as [name, shape] pairs ([{layout[0][0]!r}, {layout[0][1]}], ...)")
