@@ -72,6 +72,8 @@ def _add_zoo_commands(sub) -> None:
     b.add_argument("--backend", choices=["cpu", "batched"], default=None, help="default: cpu on a CPU, batched on a GPU")
     b.add_argument("--batch-runs", type=_COUNT, default=None, help="runs stacked per batched computation (default: all on a GPU)")
     b.add_argument("--seed", type=_SEED, default=None, help="override the config's seed")
+    b.add_argument("--cell", choices=["lstm", "gru", "rnn"], default=None,
+                   help="the recurrent cell of the zoo's models: lstm (the paper's; the presets' default), gru, or rnn (Elman, tanh)")
     b.add_argument("--source", choices=["offline", "mnist"], default=None,
                    help="the digits of zoos that read MNIST: mnist = the 60,000 MNIST training digits (the paper's; default of --preset paper), "
                    "offline = the 10,000 shipped with the package (default of small and tiny; not the paper's data)")
@@ -193,6 +195,9 @@ def _load_config(args):
         except (json.JSONDecodeError, UnicodeDecodeError, TypeError, ValueError) as e: raise RNNWSError(f"{args.config}: not a valid config ({e})") from None
     else: cfg = family.preset(args.preset)
     cfg = replace(cfg, seed=args.seed) if args.seed is not None else cfg
+    if args.cell is not None:
+        if "cell" not in getattr(cfg, "__dataclass_fields__", {}): raise RNNWSError(f"--cell: {args.family} zoos have no choice of cell")
+        cfg = replace(cfg, cell=args.cell)
     return _digits(cfg, args)
 
 def _digits(cfg, args):
@@ -292,7 +297,7 @@ def encoders_list(args, # the parsed command line
         spec, domain, what = zoo.spec, input_domain(zoo), f"zoo {args.zoo}"
     else:
         (spec, domain), what = _family_models(args.zoo_kind), f"{args.zoo_kind} models"
-    print(f"encoders for {what} ({spec.num_layers}x{spec.hidden_size} LSTM, {domain.kind} inputs), size {args.size}:")
+    print(f"encoders for {what} ({spec.num_layers}x{spec.hidden_size} {spec.cell.upper()}, {domain.kind} inputs), size {args.size}:")
     print(f"  {'encoder':<26} {'':<6} {'family':<14} {'parameters':>11}  invariant to")
     for r in describe_encoders(spec, args.size, domain):
         inv = ", ".join(k.split()[0] + "s" if k == "permutation invariant" else "sign flips" for k in ("permutation invariant", "sign invariant") if r[k]) or "-"

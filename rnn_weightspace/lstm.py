@@ -18,7 +18,7 @@ from fastcore.basics import patch
 from .core import RNNWSError
 
 # %% auto #0
-__all__ = ['CELLS', 'LSTMSpec', 'LSTMWeights', 'zero_state', 'lstm_forward', 'lstm_step', 'LSTMModel']
+__all__ = ['GATE_NAMES', 'CELLS', 'LSTMSpec', 'LSTMWeights', 'zero_state', 'lstm_forward', 'lstm_step', 'LSTMModel']
 
 # %% ../nbs/01_lstm.ipynb #4623602e
 @dataclass(frozen=True)
@@ -73,7 +73,8 @@ class LSTMSpec:
         try: return cls(**{k: d[k] for k in ("input_size", "hidden_size", "num_layers", "output_size")}, cell=d.get("cell", "lstm"))
         except KeyError as e: raise RNNWSError(f"model spec is missing the field {e.args[0]!r}") from None
 
-CELLS = {"lstm": 4, "gru": 3, "rnn": 1}  # cell -> gate blocks on the rows (PyTorch's order: LSTM i, f, g, o; GRU r, z, n)
+GATE_NAMES = {"lstm": ("i", "f", "g", "o"), "gru": ("r", "z", "n"), "rnn": ("h",)}  # the gate blocks on the rows, in PyTorch's order
+CELLS = {cell: len(gates) for cell, gates in GATE_NAMES.items()}  # cell -> number of gate blocks G
 
 def _numel(shape: Sequence[int]) -> int:
     n = 1

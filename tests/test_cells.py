@@ -3,6 +3,8 @@ layers, sizes, batch shapes and explicit states, gradients, conversions, and the
 invariance of the ones that hold; the GRU's gates that cannot carry a sign)."""
 import itertools
 
+import numpy as np
+
 import pytest
 import torch
 from torch import nn
@@ -112,3 +114,57 @@ def test_gru_gates_cannot_carry_a_sign(block, monkeypatch):
     assert (lstm_forward(flip_signs(w, 0, -torch.ones(8)), x)[0] - y).abs().max() < 1e-5
     monkeypatch.setitem(symmetry._SIGNED_BLOCK, "gru", block)
     assert (lstm_forward(flip_signs(w, 0, -torch.ones(8)), x)[0] - y).abs().max() > 1e-2
+
+
+# --- zoos of GRUs and Elman RNNs: built by both backends, read, trained on -------------------------------------------
+CFG = {"n_runs": 4, "steps": 60, "checkpoints": [0, 30, 60], "lr_steps": [0, 60], "lr_values": [0.01, 0.003],
+       "eval_samples": 50, "n_rollouts": 3, "runs_per_shard": 2, "seed": 3, "preset": "test"}
+
+
+@pytest.fixture(scope="module", params=CELLS)
+def cell_zoo(request, tmp_path_factory):
+    "A tiny formal-language zoo of the cell, built with `rnnws zoo build --cell` (CPU backend)."
+    import json, os, subprocess, sys
+    d = tmp_path_factory.mktemp(request.param)
+    (d / "cfg.json").write_text(json.dumps(CFG))
+    r = subprocess.run([sys.executable, "-m", "rnn_weightspace.cli", "zoo", "build", "formal-languages", "--config", str(d / "cfg.json"),
+                        "--cell", request.param, "--out", str(d / "zoo"), "--workers", "2", "--no-progress"],
+                       capture_output=True, text=True, env={**os.environ, "OMP_NUM_THREADS": "1"})
+    assert r.returncode == 0, r.stderr
+    return request.param, d / "zoo"
+
+
+def test_cell_zoo_builds_with_both_backends(cell_zoo, tmp_path):
+    from dataclasses import replace
+    from rnn_weightspace.zoo.reader import Zoo
+    from rnn_weightspace.zoo.train import FormalLanguageZooConfig, build_zoo
+    cell, root = cell_zoo
+    zoo = Zoo(root, verify=True)
+    assert zoo.spec.cell == cell and zoo.manifest.model_spec.cell == cell and zoo.manifest.config["cell"] == cell
+    assert zoo.manifest["parameter_layout"][0][0] == f"{cell}.weight_ih_l0"
+    assert isinstance(getattr(zoo.to_module(0), cell), {"gru": nn.GRU, "rnn": nn.RNN}[cell])
+    batched = build_zoo(replace(FormalLanguageZooConfig.from_dict(CFG), cell=cell), tmp_path / "b", backend="batched", device="cpu", progress=False)
+    wb, wc, step = batched.weights[:].flatten(), zoo.weights[:].flatten(), torch.as_tensor(zoo.metadata.step.to_numpy().copy())
+    assert torch.equal(wb[step == 0], wc[step == 0])                   # the same initialisation, bit for bit
+    assert ((wb - wc).norm(dim=1) / wc.norm(dim=1))[step == 30].max() < 1e-4   # the same training up to rounding
+    roll, m = zoo.rollouts[4], zoo.to_module(4)                           # the stored log-probs are the model's
+    x = torch.nn.functional.one_hot(roll["tokens"][:, :-1].long(), 6).float()
+    torch.testing.assert_close(torch.log_softmax(m(x)[0], -1), roll["log_probs"].float(), atol=3e-3, rtol=1e-3)   # stored as float16
+    lstm_cfg = FormalLanguageZooConfig.from_dict(CFG)                      # an LSTM recipe's dict is as before
+    assert "cell" not in lstm_cfg.to_dict() and FormalLanguageZooConfig.from_dict({**CFG, "cell": cell}).cell == cell
+
+
+def test_encoders_train_and_clone_on_cell_zoos(cell_zoo, tmp_path):
+    from rnn_weightspace.clones import clone_accuracy
+    from rnn_weightspace.training import train, train_preset
+    cell, root = cell_zoo
+    for name in ("layerwise-stats", "dws", "probe-static"):
+        run = train(root, train_preset("tiny", encoder=name, steps=6, eval_every=3, log_every=3), tmp_path / name, device="cpu",
+                    progress=False, figures=False)
+        val = run.metrics[run.metrics.split == "val"].loss
+        assert len(val) == 3 and np.isfinite(val).all()
+    from rnn_weightspace.zoo.reader import Zoo
+    zoo = Zoo(root)
+    enc, emu = run.load(zoo)
+    df = clone_accuracy(zoo.split("val"), enc, emu, n_samples=8, seed=0)
+    assert len(df) == len(zoo.split("val")) and df.clone.between(0, 1).all() and df.original.between(0, 1).all()

@@ -15,6 +15,8 @@ ZOOS = {  # spec, domain of the two zoo kinds, and two other architectures
     "mnist": (LSTMSpec(16, 32, 2, 10), InputDomain.continuous(16, -0.4242, 2.8215)),
     "1layer": (LSTMSpec(3, 8, 1, 2), InputDomain.tokens(3)),
     "3layer": (LSTMSpec(4, 8, 3, 5), InputDomain.continuous(4, -1.0, 1.0)),
+    "gru": (LSTMSpec(6, 8, 2, 6, cell="gru"), InputDomain.tokens(6)),                  # the other recurrent cells
+    "elman": (LSTMSpec(4, 8, 3, 5, cell="rnn"), InputDomain.continuous(4, -1.0, 1.0)),
 }
 
 
@@ -51,7 +53,7 @@ def test_shapes_and_finite(name, zoo):
     torch.testing.assert_close(enc(one)[1], enc(one[1]), atol=1e-5, rtol=1e-4)   # batch of one == row of a batch
 
 
-@pytest.mark.parametrize("zoo", ["fl", "mnist", "3layer"])
+@pytest.mark.parametrize("zoo", ["fl", "mnist", "3layer", "gru", "elman"])
 @pytest.mark.parametrize("name", NAMES)
 def test_declared_invariances(name, zoo):
     "Declared invariances hold to rounding in float64; undeclared ones are measurably broken."

@@ -22,6 +22,8 @@ SPECS = {  # name: spec
     "L1-H4": LSTMSpec(3, 4, 1, 2),
     "L3-H8": LSTMSpec(5, 8, 3, 4),
     "L2-H4-io1": LSTMSpec(1, 4, 2, 1),
+    "GRU-L2-H6": LSTMSpec(6, 6, 2, 6, cell="gru"),                # 3 gate blocks: 3 input channels
+    "Elman-L3-H4": LSTMSpec(3, 4, 3, 2, cell="rnn"),              # 1 gate block
 }
 ENCODERS = {"dws": DWSEncoder, "dws-full": DWSFullEncoder}
 LAYERS = {"np": NPLSTMLayer, "full": DWSLayer}
@@ -86,7 +88,7 @@ def test_not_sign_invariant(name, enc_name):
 @pytest.mark.parametrize("name", list(SPECS))
 @pytest.mark.parametrize("io", [True, False])
 def test_layer_equivariance(name, io, layer_name):
-    "Exact equivariance (float64) under one random permutation per model and LSTM layer, for 1, 2 and 3 LSTM layers."
+    "Exact equivariance (float64) under one random permutation per model and layer, for 1, 2 and 3 layers and the three cells."
     spec = SPECS[name]
     w, g = models(spec, (4,))
     perms = HiddenSymmetry.random(spec, (4,), generator=g, signs=False).perms
@@ -96,9 +98,9 @@ def test_layer_equivariance(name, io, layer_name):
     sym = HiddenSymmetry(perms, [torch.ones(4, spec.hidden_size)] * spec.num_layers)
     assert max_diff(lstm_to_features(sym.apply(w)), permute_features(x, perms)) == 0
     assert max_diff(x.permute(perms), permute_features(x, perms)) == 0
-    for c_in, c_out in ((4, 3), (3, 5)):
+    for c_in, c_out in ((spec.gates, 3), (3, 5)):                # the features' channels are the gate blocks (LSTM 4, GRU 3, Elman 1)
         layer = LAYERS[layer_name](spec, c_in, c_out, io_embeddings=io).double()
-        if c_in != 4: x = x.map(lambda t: t[..., :1].expand(*t.shape[:-1], c_in) * torch.arange(1., c_in + 1, dtype=t.dtype))
+        if c_in != x.channels: x = x.map(lambda t: t[..., :1].expand(*t.shape[:-1], c_in) * torch.arange(1., c_in + 1, dtype=t.dtype))
         y = layer(x)
         assert y.channels == c_out
         assert max_diff(layer(permute_features(x, perms)), permute_features(y, perms)) < 1e-12

@@ -31,7 +31,7 @@ class WeightEncoder(nn.Module):
     permutation_invariant: ClassVar[bool] = False  # exactly invariant to hidden-unit permutations
     sign_invariant: ClassVar[bool] = False  # exactly invariant to hidden-unit sign flips
     sizes: ClassVar[dict[str, dict[str, Any]]] = {}  # named architecture presets, e.g. {"paper": {...}, "small": {...}}
-    cells: ClassVar[tuple[str, ...]] = ("lstm",)  # the recurrent cells whose weights it reads (`LSTMSpec.cell`)
+    cells: ClassVar[tuple[str, ...]] = ("lstm", "gru", "rnn")  # the recurrent cells whose weights it reads (`LSTMSpec.cell`)
 
     def __init__(self, spec: LSTMSpec, # the models this encoder accepts
                  embedding_size: int = 16, # Z, the size of the embedding

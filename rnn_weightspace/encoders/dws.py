@@ -71,14 +71,14 @@ class DWSFeatures:
 # %% ../../nbs/24_encoders.dws.ipynb #a401ec01
 def lstm_to_features(w: LSTMWeights, # the models, any batch shape `B` (flattened to `M = prod(B)` models)
                     ) -> DWSFeatures:
-    "LSTM weights in NP form, channels last: the gates as 4 channels, the readout replicated on the 4 channels."
-    M, H = math.prod(w.batch_shape), w.hidden_size
+    "Recurrent weights in NP form, channels last: the G gate blocks as channels (LSTM 4, GRU 3, Elman 1), the readout replicated on them."
+    M, H, G = math.prod(w.batch_shape), w.hidden_size, w.spec.gates
     w = w.reshape(M)
-    gates = lambda t: t.reshape(M, 4, H, *t.shape[2:]).movedim(1, -1).contiguous()  # [M, 4H, ...] -> [M, H, ..., 4]
+    gates = lambda t: t.reshape(M, G, H, *t.shape[2:]).movedim(1, -1).contiguous()  # [M, G*H, ...] -> [M, H, ..., G]
     return DWSFeatures([gates(t) for t in w.weight_ih], [gates(t) for t in w.weight_hh],
                        [gates(t) for t in w.bias_ih], [gates(t) for t in w.bias_hh],
-                       w.weight_out[..., None].expand(M, -1, -1, 4),   # [M, O, H, 4]
-                       w.bias_out[..., None].expand(M, -1, 4))         # [M, O, 4]
+                       w.weight_out[..., None].expand(M, -1, -1, G),   # [M, O, H, G]
+                       w.bias_out[..., None].expand(M, -1, G))         # [M, O, G]
 
 # %% ../../nbs/24_encoders.dws.ipynb #824a21df
 def _np_terms(L: int) -> dict[str, list[tuple[str, int]]]:
@@ -217,7 +217,7 @@ class DWSEncoder(WeightEncoder):
                 ):
         super().__init__(spec, embedding_size)
         if n_layers < 1: raise RNNWSError(f"DWSEncoder needs at least one equivariant layer, got n_layers={n_layers}")
-        widths = [4] + [channels] * n_layers
+        widths = [spec.gates] + [channels] * n_layers                          # the gate blocks are the input channels
         self.layers = nn.ModuleList(NPLSTMLayer(spec, a, b, io_embeddings) for a, b in zip(widths[:-1], widths[1:]))
         self.head = mlp([channels * (4 * spec.num_layers + 2), mlp_hidden, embedding_size])
 
@@ -379,7 +379,7 @@ class DWSFullEncoder(WeightEncoder):
                 ):
         super().__init__(spec, embedding_size)
         if n_layers < 1: raise RNNWSError(f"DWSFullEncoder needs at least one DWS layer, got n_layers={n_layers}")
-        widths = [4] + [channels] * n_layers
+        widths = [spec.gates] + [channels] * n_layers                          # the gate blocks are the input channels
         self.layers = nn.ModuleList(DWSLayer(spec, a, b, io_embeddings) for a, b in zip(widths[:-1], widths[1:]))
         L, I, O = spec.num_layers, spec.input_size, spec.output_size
         self.head = mlp([channels * (I + 2 * O + 5 * L - 1), mlp_hidden, embedding_size])

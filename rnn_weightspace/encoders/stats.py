@@ -15,7 +15,7 @@ from torch import Tensor, nn
 
 from ..core import RNNWSError
 from .base import InputDomain, WeightEncoder, mlp
-from ..lstm import LSTMSpec, LSTMWeights
+from ..lstm import GATE_NAMES, LSTMSpec, LSTMWeights
 
 # %% auto #0
 __all__ = ['STATISTICS', 'SPREADS', 'weight_blocks', 'layerwise_statistics', 'LayerwiseStatsEncoder', 'GateStatsEncoder']
@@ -34,8 +34,8 @@ def weight_blocks(w: LSTMWeights, # the models, batch shape `B`
     blocks = {}
     for l in range(w.num_layers):
         if per_gate:
-            bias = w.bias_ih[l] + w.bias_hh[l]                                       # [*B, 4H]
-            for k, gate in enumerate("ifgo"):
+            bias = w.bias_ih[l] + w.bias_hh[l]                                       # [*B, G*H]
+            for k, gate in enumerate(GATE_NAMES[w.spec.cell]):
                 rows = slice(k * H, (k + 1) * H)
                 blocks[f"l{l}.{gate}.weight_ih"] = flat(w.weight_ih[l][..., rows, :])
                 blocks[f"l{l}.{gate}.weight_hh"] = flat(w.weight_hh[l][..., rows, :])
@@ -97,7 +97,7 @@ class LayerwiseStatsEncoder(WeightEncoder):
                  n_hidden: int = 1, # number of hidden layers of the MLP
                 ):
         super().__init__(spec, embedding_size)
-        n_blocks = spec.num_layers * (12 if self.per_gate else 4) + 2
+        n_blocks = spec.num_layers * (3 * spec.gates if self.per_gate else 4) + 2
         self.n_features = n_blocks * len(STATISTICS)
         self.norm = nn.LayerNorm(self.n_features, elementwise_affine=False) if self.normalize else nn.Identity()
         self.mlp = mlp([self.n_features] + [hidden_size] * n_hidden + [embedding_size])

@@ -19,11 +19,11 @@ __all__ = ['row_tokens', 'ParameterTransformerEncoder']
 # %% ../../nbs/23_encoders.transformer.ipynb #08c074b8
 def row_tokens(w: LSTMWeights, # the models, batch shape `[M]`
               ) -> list[Tensor]:
-    "The token groups: every LSTM layer's `[W_ih | b_ih]` and `[W_hh | b_hh]` rows, then `[W_out | b_out]`; each `[M, rows, cols + 1]`."
+    "The token groups: every recurrent layer's `[W_ih | b_ih]` and `[W_hh | b_hh]` rows, then `[W_out | b_out]`; each `[M, rows, cols + 1]`."
     groups = []
     for l in range(w.num_layers):
-        groups.append(torch.cat([w.weight_ih[l], w.bias_ih[l].unsqueeze(-1)], -1))   # [M, 4H, in_l + 1]
-        groups.append(torch.cat([w.weight_hh[l], w.bias_hh[l].unsqueeze(-1)], -1))   # [M, 4H, H + 1]
+        groups.append(torch.cat([w.weight_ih[l], w.bias_ih[l].unsqueeze(-1)], -1))   # [M, G*H, in_l + 1]
+        groups.append(torch.cat([w.weight_hh[l], w.bias_hh[l].unsqueeze(-1)], -1))   # [M, G*H, H + 1]
     groups.append(torch.cat([w.weight_out, w.bias_out.unsqueeze(-1)], -1))          # [M, O, H + 1]
     return groups
 
@@ -47,7 +47,7 @@ class ParameterTransformerEncoder(WeightEncoder):
         super().__init__(spec, embedding_size)
         L, H, O = spec.num_layers, spec.hidden_size, spec.output_size
         widths = [w for l in range(L) for w in (spec.layer_input_size(l) + 1, H + 1)] + [H + 1]
-        self.n_tokens = 2 * L * 4 * H + O
+        self.n_tokens = 2 * L * spec.gates * H + O
         self.projections = nn.ModuleList(nn.Linear(c, d_model) for c in widths)
         self.position = nn.Parameter(torch.randn(self.n_tokens + 1, d_model))   # standard normal, as released
         self.summary = nn.Parameter(torch.zeros(d_model))

@@ -314,7 +314,7 @@ def _summary(self: Zoo) -> tuple[str, pd.DataFrame]:
     splits = df["split"].value_counts().to_dict() if len(df) else {}
     head = (f"Zoo '{m.get('name', self.root.name)}' ({m['kind']}) at {self.root}\n"
             f"  {df['run'].nunique() if len(df) else 0} runs x {len(self.steps)} checkpoints = {len(df)} models, {n_tasks} tasks, "
-            f"{self.spec.n_params:,} weights each ({self.spec.num_layers}x{self.spec.hidden_size} LSTM, in {self.spec.input_size}, out {self.spec.output_size})\n"
+            f"{self.spec.n_params:,} weights each ({self.spec.num_layers}x{self.spec.hidden_size} {self.spec.cell.upper()}, in {self.spec.input_size}, out {self.spec.output_size})\n"
             f"  checkpoints by split: " + ", ".join(f"{k} {splits.get(k, 0)}" for k in ("train", "val", "ood"))
             + ("" if m["complete"] else f"\n  INCOMPLETE: {len(m['shards'])} shards written"))
     table = df.groupby("step")[_metric_columns(df)].mean() if len(df) else pd.DataFrame()

@@ -22,7 +22,7 @@ from torch import Tensor
 from fastcore.basics import patch
 
 from ..core import RNNWSError, get_device, make_generator
-from ..lstm import LSTMSpec, LSTMWeights, lstm_forward
+from ..lstm import CELLS, LSTMSpec, LSTMWeights, lstm_forward
 from ..families import InputDomain, Runner, Target, TaskFamily, register_family
 from ..tasks.sequential_mnist import (MNIST_MEAN, MNIST_STD, MNISTImages, angle_criterion, load_mnist, mnist_dir,
                                                    tile_sequences)
@@ -47,6 +47,7 @@ class SequentialMNISTZooConfig:
     batch_size: int = 32
     hidden_size: int = 32
     num_layers: int = 2
+    cell: str = "lstm"  # the recurrent cell: "lstm" (the paper's), "gru" or "rnn" (Elman, tanh)
     train_loss_images: int = 2000  # training digits the train loss is measured on (a fixed seeded sample)
     n_rollouts: int = 100
     runs_per_shard: int = 25
@@ -63,6 +64,7 @@ class SequentialMNISTZooConfig:
         for f in ("n_runs", "steps", "batch_size", "hidden_size", "num_layers", "train_loss_images", "n_rollouts", "runs_per_shard"):
             if not is_int(getattr(self, f)) or getattr(self, f) < 1: bad(f, f"must be a positive integer, got {getattr(self, f)!r}")
         if not is_int(self.seed): bad("seed", "must be an integer")
+        if self.cell not in CELLS: bad("cell", f"must be one of {list(CELLS)}, got {self.cell!r}")
         ck = tuple(self.checkpoints)
         if not ck or not all(is_int(c) for c in ck) or list(ck) != sorted(set(ck)) or ck[0] < 0 or ck[-1] > self.steps:
             bad("checkpoints", f"must be increasing integer steps within [0, {self.steps}], got {ck}")
@@ -78,7 +80,7 @@ class SequentialMNISTZooConfig:
             object.__setattr__(self, "mnist_dir", str(self.mnist_dir))
 
     @property
-    def spec(self) -> LSTMSpec: return LSTMSpec(16, self.hidden_size, self.num_layers, 10)
+    def spec(self) -> LSTMSpec: return LSTMSpec(16, self.hidden_size, self.num_layers, 10, cell=self.cell)
     def lr_at(self,
               step: int, # 0-based optimizer step
              ) -> float:
@@ -89,7 +91,9 @@ class SequentialMNISTZooConfig:
 @patch
 def to_dict(self: SequentialMNISTZooConfig) -> dict[str, Any]:
     "The fields as a JSON-serialisable dict (tuples as lists)."
-    return {**asdict(self), **{k: list(getattr(self, k)) for k in ("checkpoints", "lr_steps", "lr_values", "weight_decays")}}
+    d = {**asdict(self), **{k: list(getattr(self, k)) for k in ("checkpoints", "lr_steps", "lr_values", "weight_decays")}}
+    if self.cell == "lstm": del d["cell"]                                      # LSTM zoos' manifests are as before
+    return d
 
 @patch(cls_method=True)
 def from_dict(cls: SequentialMNISTZooConfig, d: dict[str, Any], # what `to_dict` gave (e.g. a manifest's `config`)

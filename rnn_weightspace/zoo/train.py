@@ -26,7 +26,7 @@ from fastcore.basics import patch
 
 from ..core import RNNWSError, get_device, make_generator, set_threads, using_threads, worker_pool
 from ..families import InputDomain, Runner, Target, TaskFamily, get_family, register_family
-from ..lstm import LSTMSpec, LSTMWeights, lstm_forward, lstm_step
+from ..lstm import CELLS, LSTMSpec, LSTMWeights, lstm_forward, lstm_step
 from ..tasks.formal_languages import FORMAL_LANGUAGES, FormalLanguageFamily, task_entropy, task_name
 from ..distributed import DistInfo, all_gather_objects, barrier, broadcast_object, process_group, shard
 from .format import Manifest, ZooFormatError, ZooWriter, split_tasks, write_shard_files
@@ -51,6 +51,7 @@ class FormalLanguageZooConfig:
     batch_size: int = 32  # fresh strings per step
     hidden_size: int = 32
     num_layers: int = 2
+    cell: str = "lstm"  # the recurrent cell: "lstm" (the paper's), "gru" or "rnn" (Elman, tanh)
     eval_samples: int = 1000  # sampled strings per checkpoint for the accuracies
     n_rollouts: int = 100  # of which stored with their log-probabilities
     runs_per_shard: int = 25  # runs per shard file (the unit of atomic writes and resume)
@@ -66,6 +67,7 @@ class FormalLanguageZooConfig:
         for f in ("n_runs", "steps", "batch_size", "hidden_size", "num_layers", "eval_samples", "n_rollouts", "runs_per_shard"):
             if not is_int(getattr(self, f)) or getattr(self, f) < 1: bad(f, f"must be a positive integer, got {getattr(self, f)!r}")
         if not is_int(self.seed): bad("seed", f"must be an integer, got {self.seed!r}")
+        if self.cell not in CELLS: bad("cell", f"must be one of {list(CELLS)}, got {self.cell!r}")
         ck = tuple(self.checkpoints)
         if not ck or not all(is_int(c) for c in ck) or list(ck) != sorted(set(ck)) or ck[0] < 0 or ck[-1] > self.steps:
             bad("checkpoints", f"must be increasing integer steps within [0, {self.steps}], got {ck}")
@@ -82,7 +84,7 @@ class FormalLanguageZooConfig:
     def spec(self) -> LSTMSpec:
         "The model architecture."
         v = self.family.vocab_size
-        return LSTMSpec(input_size=v, hidden_size=self.hidden_size, num_layers=self.num_layers, output_size=v)
+        return LSTMSpec(input_size=v, hidden_size=self.hidden_size, num_layers=self.num_layers, output_size=v, cell=self.cell)
 
     def lr_at(self,
               step: int, # 0-based optimizer step
@@ -93,8 +95,9 @@ class FormalLanguageZooConfig:
 # %% ../../nbs/17_zoo.train.ipynb #1ecf64r2
 @patch
 def to_dict(self: FormalLanguageZooConfig) -> dict[str, Any]:
-    "The fields as a JSON-serialisable dict (tuples as lists)."
+    "The fields as a JSON-serialisable dict (tuples as lists; `cell` only when it is not the LSTM, so LSTM zoos' manifests are as before)."
     d = asdict(self)
+    if self.cell == "lstm": del d["cell"]
     return {**d, "checkpoints": list(self.checkpoints), "lr_steps": list(self.lr_steps), "lr_values": list(self.lr_values),
             "family": {**d["family"], "offsets": list(self.family.offsets)}}
 
@@ -244,7 +247,7 @@ def _assemble(config, runs, ck_weights, ck_tokens, ck_lps, ck_rows) -> RunResult
 def train_run(config: FormalLanguageZooConfig, # the recipe
               run: int, # which run (fixes its task and its random streams)
              ) -> RunResult:
-    "Train one run with `nn.LSTM` on the CPU and return its checkpoints (the CPU backend's unit of work)."
+    "Train one run with `nn.LSTM` (`nn.GRU`, `nn.RNN`: the config's cell) on the CPU and return its checkpoints (the CPU backend's unit of work)."
     fam, spec = config.family, config.spec
     task = fam.tasks[assign_tasks(config.n_runs, fam, config.seed)[run]][None]          # [1, K]
     model = LSTMWeights.init(spec, generator=make_generator(config.seed, "init", run)).to_module()
