@@ -18,7 +18,8 @@ from fastcore.basics import patch
 
 from .core import RNNWSError, atomic_write_bytes
 from .emulation import Emulator
-from .encoders.base import WeightEncoder
+from .encoders.base import ENCODERS, WeightEncoder, encoder_class
+from .lstm import LSTMSpec
 from .families import InputDomain, family_of, input_domain
 from .training import _eval_rows, _load_checkpoint, _load_state, _read_metrics, _read_run_info, build_models
 from .zoo.dataset import ZooDataset
@@ -77,8 +78,12 @@ class Run:
 
     def _zoo(self, zoo) -> Zoo:
         zoo = Zoo(zoo if zoo is not None else self.info["zoo"]["path"]) if not isinstance(zoo, Zoo) else zoo
-        if zoo.spec.to_dict() != self.info["zoo"]["model_spec"]:
-            raise RNNWSError(f"the run was trained on {self.info['zoo']['model_spec']} models, the zoo has {zoo.spec.to_dict()}")
+        trained, got = LSTMSpec.from_dict(self.info["zoo"]["model_spec"]), zoo.spec
+        io = lambda s: (s.input_size, s.output_size)                   # all a probing encoder sees of the models
+        if got != trained and not (self.config.encoder in ENCODERS and encoder_class(self.config.encoder).family == "functionalist"
+                                   and io(got) == io(trained)):
+            raise RNNWSError(f"the run was trained on {trained} models, the zoo has {got}; only probing encoders, which see the models' "
+                             "inputs and outputs alone, read models of another architecture")
         return zoo
 
     def __repr__(self) -> str:

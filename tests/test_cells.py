@@ -168,3 +168,19 @@ def test_encoders_train_and_clone_on_cell_zoos(cell_zoo, tmp_path):
     enc, emu = run.load(zoo)
     df = clone_accuracy(zoo.split("val"), enc, emu, n_samples=8, seed=0)
     assert len(df) == len(zoo.split("val")) and df.clone.between(0, 1).all() and df.original.between(0, 1).all()
+
+
+def test_probing_encoders_transfer_across_cells(cell_zoo, tmp_path):
+    "A probing encoder trained on an LSTM zoo embeds GRU and Elman models (it sees only their inputs and outputs); weight readers refuse."
+    from rnn_weightspace.zoo.reader import Zoo
+    from rnn_weightspace.zoo.train import FormalLanguageZooConfig, build_zoo
+    from rnn_weightspace.training import train, train_preset
+    cell, root = cell_zoo
+    lstm_zoo = build_zoo(FormalLanguageZooConfig.from_dict(CFG), tmp_path / "lstm", workers=1, progress=False)
+    cfg = dict(steps=3, eval_every=3, log_every=3)
+    probe = train(lstm_zoo, train_preset("tiny", encoder="probe-static", **cfg), tmp_path / "probe", device="cpu", progress=False, figures=False)
+    stats = train(lstm_zoo, train_preset("tiny", encoder="layerwise-stats", **cfg), tmp_path / "stats", device="cpu", progress=False, figures=False)
+    other = Zoo(root)
+    Z = probe.embed(other)
+    assert Z.shape == (len(other), probe.config.embedding_size) and np.isfinite(Z).all()
+    with pytest.raises(RNNWSError, match="only probing encoders"): stats.embed(other)

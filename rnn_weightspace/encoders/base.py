@@ -51,8 +51,10 @@ class WeightEncoder(nn.Module):
     def check(self,
               w: LSTMWeights, # the models, any batch shape
              ):
-        "Raise a clear error if `w` is not a batch of the models this encoder was built for."
-        if w.spec != self.spec: raise RNNWSError(f"{type(self).__name__} was built for {self.spec}, got weights of {w.spec}")
+        "Raise a clear error if `w` is not a batch of the models this encoder was built for (functionalist: their inputs and outputs)."
+        io = lambda s: (s.input_size, s.output_size)
+        if w.spec != self.spec and not (self.family == "functionalist" and io(w.spec) == io(self.spec)):
+            raise RNNWSError(f"{type(self).__name__} was built for {self.spec}, got weights of {w.spec}")
 
     def forward(self,
                 w: LSTMWeights, # the models, batch shape `B`
