@@ -22,6 +22,7 @@ from torch import Tensor, nn
 from .core import RNNWSError, derive_seed, forks_rng, make_generator
 from .encoders.base import make_encoder, mlp
 from .families import Target, family_of
+from .lstm import CELLS
 from .symmetry import HiddenSymmetry
 from .zoo.reader import Zoo
 
@@ -33,8 +34,12 @@ __all__ = ['LOWER_IS_BETTER', 'SPLITS', 'PREDICTORS', 'STRATA', 'targets_for', '
 # %% ../nbs/40_evaluation.ipynb #eec33d47
 def targets_for(zoo: Zoo, # a zoo (or a view): its family and its checkpoint steps
                ) -> dict[str, Target]:
-    "The downstream targets of a zoo, as its family defines them (`TaskFamily.targets`)."
-    return family_of(zoo).targets(zoo.manifest)
+    "The downstream targets of a zoo, as its family defines them (`TaskFamily.targets`), and the cell in a zoo that mixes cells."
+    targets = family_of(zoo).targets(zoo.manifest)
+    md = zoo._table
+    if "cell" in md.columns and md["cell"].nunique() > 1:                      # a mixed zoo (`merge_zoos` of several cells)
+        targets["cell"] = Target.categorical("cell", [c for c in CELLS if c in set(md["cell"])])
+    return targets
 
 # %% ../nbs/40_evaluation.ipynb #593d8f12
 LOWER_IS_BETTER = frozenset({"bce", "ce", "mse", "circular_error"})  # metrics where lower is better (all others: higher)

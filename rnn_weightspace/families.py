@@ -88,7 +88,18 @@ class Target:
         "Which of the zoo's `n_checkpoints` checkpoints a model is (the paper's 'training step' target), scored by cross-entropy."
         return cls("step", "classes", _checkpoint, (n_checkpoints,), "ce")
 
+    @classmethod
+    def categorical(cls, name: str, names: Sequence[str], column: str | None = None) -> Target:
+        "A metadata column of names (default: the column `name`) as one of the classes `names`, scored by cross-entropy."
+        return cls(name, "classes", _categories(column or name, tuple(names)), (len(names),), "ce")
+
 def _checkpoint(md: pd.DataFrame) -> np.ndarray: return md["checkpoint"].to_numpy().astype(np.int64)
+
+class _categories:
+    "Read a metadata column of names as class indices among `names` (a class, not a lambda: targets pickle to worker processes)."
+    def __init__(self, name: str, names: tuple[str, ...]): self.name, self.names = name, names
+    def __call__(self, md: pd.DataFrame) -> np.ndarray: return np.array(md[self.name].map({n: i for i, n in enumerate(self.names)}), dtype=np.int64)
+    def __repr__(self): return f"categories({self.name!r}, {self.names})"
 
 class _column:
     "Read one metadata column as float64 (a class, not a lambda: targets pickle to worker processes)."

@@ -69,28 +69,31 @@ class Run:
         "The trained encoder (None for the weight-blind baseline) and emulator, in eval mode."
         if which not in ("best", "last"): raise RNNWSError(f"which must be 'best' or 'last', got {which!r}")
         zoo = self._zoo(zoo)
-        enc, emu = build_models(self.config, zoo)
+        enc, emu = build_models(self.config, zoo if len(zoo.specs) == 1 else zoo[:1])  # a mixed zoo: a probing encoder reads every cell
         f = self.path / "checkpoints" / f"{which}.pt"
         ck = _load_checkpoint(f)
         if enc is not None: _load_state(enc, ck["encoder"], f, "encoder"); enc.to(device).eval()
         _load_state(emu, ck["emulator"], f, "emulator"); emu.to(device).eval()
         return enc, emu
 
-    def _zoo(self, zoo) -> Zoo:
-        zoo = Zoo(zoo if zoo is not None else self.info["zoo"]["path"]) if not isinstance(zoo, Zoo) else zoo
-        trained, got = LSTMSpec.from_dict(self.info["zoo"]["model_spec"]), zoo.spec
-        io = lambda s: (s.input_size, s.output_size)                   # all a probing encoder sees of the models
-        if got != trained and not (self.config.encoder in ENCODERS and encoder_class(self.config.encoder).family == "functionalist"
-                                   and io(got) == io(trained)):
-            raise RNNWSError(f"the run was trained on {trained} models, the zoo has {got}; only probing encoders, which see the models' "
-                             "inputs and outputs alone, read models of another architecture")
-        return zoo
-
     def __repr__(self) -> str:
         df, c = self.metrics, self.config
         ev = df[df.split == "val"] if len(df) else df
         best = f", best val {ev.loss.min():.4f} at step {int(ev.loc[ev.loss.idxmin(), 'step'])}" if len(ev) else ""
         return f"Run {self.path.name}: {c.encoder} ({c.size}) on {self.info['zoo'].get('name')}, step {self.step}/{c.steps}{best}"
+
+# %% ../nbs/33_runs.ipynb #3a085b39
+@patch
+def _zoo(self: Run, zoo) -> Zoo:
+    zoo = Zoo(zoo if zoo is not None else self.info["zoo"]["path"]) if not isinstance(zoo, Zoo) else zoo
+    trained = LSTMSpec.from_dict(self.info["zoo"]["model_spec"])
+    io = lambda s: (s.input_size, s.output_size)                   # all a probing encoder sees of the models
+    for got in zoo.specs:
+        if got != trained and not (self.config.encoder in ENCODERS and encoder_class(self.config.encoder).family == "functionalist"
+                                   and io(got) == io(trained)):
+            raise RNNWSError(f"the run was trained on {trained} models, the zoo has {got}; only probing encoders, which see the models' "
+                             "inputs and outputs alone, read models of another architecture")
+    return zoo
 
 # %% ../nbs/33_runs.ipynb #05c4c907
 @patch
@@ -124,8 +127,12 @@ def embed(self: Run, zoo: Zoo | str | Path | None = None, # the zoo (or a view) 
     zoo = self._zoo(zoo)
     enc, _ = self.load(zoo, which, device)
     if enc is None: raise RNNWSError(f"{self.path} is a weight-blind run: it has no encoder to embed with")
-    out = [enc(zoo.weights[np.arange(i, min(i + batch_size, len(zoo)))].to(device)).float().cpu() for i in range(0, len(zoo), batch_size)]
-    return torch.cat(out).numpy() if out else np.zeros((0, self.config.embedding_size), np.float32)
+    Z = np.zeros((len(zoo), self.config.embedding_size), np.float32)
+    for pos in zoo.positions_by_spec().values():                      # one group, except in a zoo that mixes cells
+        view = zoo._view(zoo.rows[pos])
+        for i in range(0, len(pos), batch_size):
+            Z[pos[i:i + batch_size]] = enc(view.weights[i:i + batch_size].to(device)).float().cpu().numpy()
+    return Z
 
 def save_embeddings(run: Run | str | Path, # the trained run
                     zoo: Zoo | str | Path | None, # the zoo to embed (default: the run's zoo)

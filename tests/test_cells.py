@@ -184,3 +184,92 @@ def test_probing_encoders_transfer_across_cells(cell_zoo, tmp_path):
     Z = probe.embed(other)
     assert Z.shape == (len(other), probe.config.embedding_size) and np.isfinite(Z).all()
     with pytest.raises(RNNWSError, match="only probing encoders"): stats.embed(other)
+
+
+@pytest.mark.parametrize("cell", ["gru", pytest.param("rnn", marks=pytest.mark.slow)])   # the Elman build: `-m slow`
+def test_sequential_mnist_zoos_of_other_cells(cell, tmp_path):
+    "The sequential-MNIST recipe trains GRUs and Elman RNNs too: both backends, the stored log-probs are the models'."
+    from rnn_weightspace.zoo.sequential_mnist import SequentialMNISTZooConfig
+    from rnn_weightspace.zoo.train import build_zoo
+    cfg = SequentialMNISTZooConfig.from_dict({"n_runs": 2, "steps": 20, "checkpoints": [0, 20], "lr_steps": [0, 20], "lr_values": [0.01, 0.003],
+                                              "train_loss_images": 50, "n_rollouts": 2, "runs_per_shard": 1, "seed": 3, "preset": "test",
+                                              "cell": cell})
+    cpu = build_zoo(cfg, tmp_path / "cpu", workers=1, progress=False)
+    batched = build_zoo(cfg, tmp_path / "batched", backend="batched", device="cpu", progress=False)
+    assert cpu.spec == LSTMSpec(16, 32, 2, 10, cell=cell) and batched.spec == cpu.spec
+    rel = (batched.weights[:].flatten() - cpu.weights[:].flatten()).norm(dim=1) / cpu.weights[:].flatten().norm(dim=1)
+    assert rel.max() < 1e-3
+    roll, m = cpu.rollouts[1], cpu.to_module(1)
+    torch.testing.assert_close(torch.log_softmax(m(roll["inputs"].float())[0], -1).exp(), roll["log_probs"].float().exp(), atol=3e-3, rtol=0)
+
+
+# --- zoos that mix cells ---------------------------------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def mixed_zoo(tmp_path_factory):
+    "An LSTM zoo and a GRU zoo on the same tasks (the same recipe but the cell), merged into one mixed zoo."
+    from dataclasses import replace
+    from rnn_weightspace.zoo.merge import merge_zoos
+    from rnn_weightspace.zoo.train import FormalLanguageZooConfig, build_zoo
+    d = tmp_path_factory.mktemp("mixed")
+    cfg = FormalLanguageZooConfig.from_dict(CFG)
+    build_zoo(cfg, d / "lstm", workers=2, progress=False)
+    build_zoo(replace(cfg, cell="gru"), d / "gru", workers=2, progress=False)
+    return d, merge_zoos([d / "lstm", d / "gru"], d / "mixed", progress=False)
+
+
+def test_mixed_zoo_reads_per_architecture(mixed_zoo):
+    from rnn_weightspace.zoo.format import MIXED_FORMAT_VERSION
+    from rnn_weightspace.zoo.reader import Zoo
+    d, zoo = mixed_zoo
+    zoo = Zoo(zoo.root, verify=True)                                         # every checksum and tensor, per shard architecture
+    assert zoo.manifest["format_version"] == MIXED_FORMAT_VERSION and len(zoo) == 2 * 4 * 3
+    assert [s.cell for s in zoo.specs] == ["lstm", "gru"] and set(zoo.metadata.cell) == {"lstm", "gru"}
+    with pytest.raises(RNNWSError, match="select one first"): zoo.spec
+    with pytest.raises(RNNWSError, match="select one first"): zoo.weights[[0, 20]]
+    gru = zoo.select(zoo.metadata.cell == "gru")
+    assert gru.spec.cell == "gru" and torch.equal(gru.weights[:].flatten(), Zoo(d / "gru").weights[:].flatten())
+    assert isinstance(gru.to_module(0).gru, nn.GRU) and zoo.select(zoo.metadata.cell == "lstm").spec == Zoo(d / "lstm").spec
+    assert "LSTM and 2x32 GRU" in repr(zoo)
+    assert Zoo(d / "lstm").manifest["format_version"] == 1                   # zoos of one architecture are as before
+
+
+def test_mixed_zoo_downstream_predicts_the_cell(mixed_zoo, tmp_path):
+    "A probing encoder embeds the whole mixed zoo (one encoder for both cells), and the downstream harness predicts the cell."
+    from rnn_weightspace.evaluation import evaluate_embeddings, targets_for
+    from rnn_weightspace.training import train, train_preset
+    d, zoo = mixed_zoo
+    assert targets_for(zoo)["cell"].n_classes == (2,)
+    run = train(d / "lstm", train_preset("tiny", encoder="probe-static", steps=3, eval_every=3, log_every=3), tmp_path / "probe",
+                device="cpu", progress=False, figures=False)
+    Z = run.embed(zoo)
+    assert Z.shape == (len(zoo), run.config.embedding_size) and np.isfinite(Z).all() and np.abs(Z).sum(1).min() > 0
+    res = evaluate_embeddings(zoo, Z, targets=["cell"], predictors=["linear"], epochs=50)
+    acc = res[(res.split == "test") & (res.metric == "accuracy") & (res.stratum == "all")].value
+    assert len(acc) == 1 and 0 <= acc.item() <= 1
+    with pytest.raises(RNNWSError, match="only probing encoders"):
+        train(d / "lstm", train_preset("tiny", encoder="flat", steps=1, eval_every=1, log_every=1), tmp_path / "flat",
+              device="cpu", progress=False, figures=False).embed(zoo)
+
+
+def test_mixed_zoo_bad_input(mixed_zoo, tmp_path):
+    "A shard's own model_spec is checked like the zoo's: named field, one line; it needs format_version 2."
+    import json, shutil
+    from rnn_weightspace.zoo.format import MANIFEST_NAME
+    from rnn_weightspace.zoo.reader import Zoo
+    d, zoo = mixed_zoo
+    m = json.loads((zoo.root / MANIFEST_NAME).read_text())
+    i = next(k for k, sh in enumerate(m["shards"]) if "model_spec" in sh)
+    def broken(change):
+        bad = tmp_path / "bad"; shutil.rmtree(bad, ignore_errors=True); shutil.copytree(zoo.root, bad)
+        mm = json.loads(json.dumps(m)); change(mm); (bad / MANIFEST_NAME).write_text(json.dumps(mm))
+        return lambda: Zoo(bad)
+    with pytest.raises(RNNWSError, match=rf"field 'shards\[{i}\].model_spec' must have the zoo's input_size"):
+        broken(lambda mm: mm["shards"][i]["model_spec"].update(output_size=3))()
+    with pytest.raises(RNNWSError, match=rf"field 'shards\[{i}\].model_spec' has cell 'lru'"):
+        broken(lambda mm: mm["shards"][i]["model_spec"].update(cell="lru"))()
+    with pytest.raises(RNNWSError, match="needs format_version 2"): broken(lambda mm: mm.update(format_version=1))()
+    with pytest.raises(RNNWSError, match="holds tensors"):                   # a shard's tensors must be its spec's
+        broken(lambda mm: mm["shards"][i].pop("model_spec"))()
+    from rnn_weightspace.zoo.merge import merge_zoos
+    with pytest.raises(RNNWSError, match="must divide the runs of every source"):
+        merge_zoos([d / "lstm", d / "gru"], tmp_path / "m", runs_per_shard=3, progress=False)

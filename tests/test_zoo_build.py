@@ -85,9 +85,9 @@ def test_bad_folders_give_one_line_errors_and_keep_data(reference, tmp_path):
     out = tmp_path / "zoo"
     shutil.copytree(reference / "zoo", out)
     m = json.loads((out / "manifest.json").read_text())
-    (out / "manifest.json").write_text(json.dumps({**m, "format_version": 2}))
+    (out / "manifest.json").write_text(json.dumps({**m, "format_version": 3}))   # 1 and 2 (mixed zoos) are read
     r = rnnws("zoo", "info", out)
-    assert r.returncode == 2 and "format_version 2 is not supported" in r.stderr and len(r.stderr.strip().splitlines()) == 1
+    assert r.returncode == 2 and "format_version 3 is not supported" in r.stderr and len(r.stderr.strip().splitlines()) == 1
     (out / "manifest.json").write_text(json.dumps(m))
     f = out / "shards" / "00001.weights.safetensors"
     data = bytearray(f.read_bytes()); data[-3] ^= 1; f.write_bytes(bytes(data))

@@ -30,13 +30,14 @@ from ..core import RNNWSError, atomic_write_bytes, atomic_write_json, derive_see
 from ..lstm import CELLS, LSTMSpec, LSTMWeights
 
 # %% auto #0
-__all__ = ['FORMAT_NAME', 'FORMAT_VERSION', 'MANIFEST_NAME', 'PENDING_SUFFIX', 'ZooFormatError', 'write_shard_file',
-           'open_shard_file', 'split_tasks', 'downstream_splits', 'task_splits', 'read_manifest', 'Manifest',
-           'ZooWriter', 'write_shard_files', 'toy_manifest', 'toy_zoo']
+__all__ = ['FORMAT_NAME', 'FORMAT_VERSION', 'MIXED_FORMAT_VERSION', 'MANIFEST_NAME', 'PENDING_SUFFIX', 'ZooFormatError',
+           'write_shard_file', 'open_shard_file', 'split_tasks', 'downstream_splits', 'task_splits', 'shard_spec',
+           'read_manifest', 'Manifest', 'ZooWriter', 'write_shard_files', 'toy_manifest', 'toy_zoo']
 
 # %% ../../nbs/12_zoo.format.ipynb #5fc9fce2
 FORMAT_NAME = "rnn_weightspace.zoo"
 FORMAT_VERSION = 1
+MIXED_FORMAT_VERSION = 2  # a zoo whose shards hold models of different architectures (cells): each such shard names its `model_spec`
 MANIFEST_NAME = "manifest.json"
 
 class ZooFormatError(RNNWSError):
@@ -201,10 +202,27 @@ def _read_json(path: Path, # a regular file
     except RecursionError: raise ZooFormatError(f"{path}: invalid JSON (nested too deeply)") from None
     except (ValueError, UnicodeDecodeError) as e: raise ZooFormatError(f"{path}: invalid JSON ({e})") from None   # also a 5000-digit number
 
-# %% ../../nbs/12_zoo.format.ipynb #af7689d0
+# %% ../../nbs/12_zoo.format.ipynb #9751c9c7
 _SPEC_FIELDS = ("input_size", "hidden_size", "num_layers", "output_size")
 _MAX_SIZE, _MAX_LAYERS = 1 << 20, 1 << 10  # bounds on a model_spec, checked before anything is computed from it
 
+def _check_spec(spec, field: str, bad) -> LSTMSpec:
+    "A `model_spec` (the zoo's, or a mixed zoo's shard's) checked before anything is computed from it."
+    if not isinstance(spec, dict) or not all(_is_int(spec.get(k)) and spec[k] >= 1 for k in _SPEC_FIELDS):
+        bad(field, "must hold positive integers input_size, hidden_size, num_layers, output_size")
+    if spec["num_layers"] > _MAX_LAYERS or max(spec[k] for k in _SPEC_FIELDS) > _MAX_SIZE:
+        sizes = ", ".join(f"{k} {spec[k]}" for k in _SPEC_FIELDS)
+        bad(field, f"is too large ({sizes}; at most {_MAX_LAYERS} layers and {_MAX_SIZE} units)")
+    if spec.get("cell", "lstm") not in CELLS: bad(field, f"has cell {reprlib.repr(spec['cell'])}; the cells are {list(CELLS)}")
+    return LSTMSpec.from_dict(spec)
+
+def shard_spec(manifest: Mapping, # a zoo's manifest
+               sh: dict, # one of its shard entries
+              ) -> LSTMSpec:
+    "The architecture of a shard's models: its own `model_spec` (a shard of a mixed zoo) or the zoo's."
+    return LSTMSpec.from_dict(sh["model_spec"] if "model_spec" in sh else manifest["model_spec"])
+
+# %% ../../nbs/12_zoo.format.ipynb #af7689d0
 def _check_manifest(m: dict, root: Path, mf: Path) -> None:
     "Types and consistency of the fields readers rely on; one `ZooFormatError` naming the field otherwise."
     def bad(field, why): raise ZooFormatError(f"{mf}: field {field!r} {why}") from None
@@ -216,14 +234,8 @@ def _check_manifest(m: dict, root: Path, mf: Path) -> None:
         if not _is_int(m[k]) or m[k] < 1: bad(k, f"must be a positive integer, got {reprlib.repr(m[k])}")
     n_runs, rps, steps = m["n_runs"], m["runs_per_shard"], m["checkpoint_steps"]
     if not isinstance(steps, list) or not steps or not all(_is_int(v) for v in steps): bad("checkpoint_steps", "must be a list of integers")
-    spec = m["model_spec"]
-    if not isinstance(spec, dict) or not all(_is_int(spec.get(k)) and spec[k] >= 1 for k in _SPEC_FIELDS):
-        bad("model_spec", "must hold positive integers input_size, hidden_size, num_layers, output_size")
-    if spec["num_layers"] > _MAX_LAYERS or max(spec[k] for k in _SPEC_FIELDS) > _MAX_SIZE:
-        sizes = ", ".join(f"{k} {spec[k]}" for k in _SPEC_FIELDS)
-        bad("model_spec", f"is too large ({sizes}; at most {_MAX_LAYERS} layers and {_MAX_SIZE} units)")
-    if spec.get("cell", "lstm") not in CELLS: bad("model_spec", f"has cell {reprlib.repr(spec['cell'])}; the cells are {list(CELLS)}")
-    layout = [[n, list(s)] for n, s in LSTMSpec.from_dict(spec).layout]
+    spec = _check_spec(m["model_spec"], "model_spec", bad)
+    layout = [[n, list(s)] for n, s in spec.layout]
     if m["parameter_layout"] != layout:
         bad("parameter_layout", f"must be the model_spec's tensors as [name, shape] pairs ([{layout[0][0]!r}, {layout[0][1]}], ...)")
     tasks = m["tasks"]
@@ -247,6 +259,11 @@ def _check_manifest(m: dict, root: Path, mf: Path) -> None:
         if not isinstance(sh, dict) or sh.get("index") != i: bad(where, f"must be a shard entry with index {i}")
         expect = [i * rps * n_ck, min((i + 1) * rps, n_runs) * n_ck]
         if sh.get("rows") != expect: bad(f"{where}.rows", f"must be {expect}: the rows of its runs ({rps} per shard), {n_ck} checkpoints each")
+        if "model_spec" in sh:                                       # a mixed zoo's shard of another architecture
+            if m["format_version"] < MIXED_FORMAT_VERSION: bad(f"{where}.model_spec", f"needs format_version {MIXED_FORMAT_VERSION}")
+            own = _check_spec(sh["model_spec"], f"{where}.model_spec", bad)
+            if (own.input_size, own.output_size) != (spec.input_size, spec.output_size):
+                bad(f"{where}.model_spec", "must have the zoo's input_size and output_size (the models of one zoo share their inputs and outputs)")
         files = sh.get("files")
         if not isinstance(files, dict) or set(files) != {"weights", "rollouts", "metadata"}: bad(f"{where}.files", "must list weights, rollouts and metadata")
         for kind, f in files.items():
@@ -274,8 +291,9 @@ def read_manifest(path: Path | str, # a zoo folder (or its manifest.json)
         raise ZooFormatError(f"{mf}: links to a file outside the zoo folder; refusing to read it")
     m = _read_json(mf, "manifest")
     if not isinstance(m, dict) or m.get("format") != FORMAT_NAME: raise ZooFormatError(f"{mf}: not an rnn_weightspace zoo manifest")
-    if m.get("format_version") != FORMAT_VERSION:
-        raise ZooFormatError(f"{mf}: format_version {reprlib.repr(m.get('format_version'))} is not supported (this library reads {FORMAT_VERSION})")
+    if m.get("format_version") not in (FORMAT_VERSION, MIXED_FORMAT_VERSION):
+        raise ZooFormatError(f"{mf}: format_version {reprlib.repr(m.get('format_version'))} is not supported "
+                             f"(this library reads {FORMAT_VERSION} and {MIXED_FORMAT_VERSION})")
     for k in _REQUIRED:
         if k not in m: raise ZooFormatError(f"{mf}: missing field {k!r}")
     _check_manifest(m, root, mf)
@@ -362,7 +380,9 @@ class ZooWriter:
         r = self.manifest["runs_per_shard"]
         return range(index * r, min((index + 1) * r, self.manifest["n_runs"]))
 
-    def _save(self): atomic_write_json(self.root / MANIFEST_NAME, self.manifest)
+    def _save(self):
+        if any("model_spec" in sh for sh in self.manifest["shards"]): self.manifest["format_version"] = MIXED_FORMAT_VERSION
+        atomic_write_json(self.root / MANIFEST_NAME, self.manifest)
 
     def write_shard(self, index: int, # must be the next shard (`done_shards`)
                     weights: LSTMWeights, # `[n_rows]` checkpoints of the shard's runs, run-major
@@ -386,7 +406,7 @@ def _file_ok(root: Path, entry: dict) -> bool:
 def _resume(self: ZooWriter, manifest: dict, resume: bool) -> dict:
     "Check that the folder holds this build; keep its verified shards."
     old = read_manifest(self.root)
-    diff = sorted(k for k in set(old) | set(manifest) if k not in ("shards", "complete") and old.get(k) != manifest.get(k))
+    diff = sorted(k for k in set(old) | set(manifest) if k not in ("shards", "complete", "format_version") and old.get(k) != manifest.get(k))
     if diff:
         if "config" in diff:
             oc, nc = old["config"], manifest["config"]
@@ -432,6 +452,9 @@ def write_shard_files(root: Path | str, # the zoo folder
         raise RNNWSError(f"shard {index}: weights must be float32 (the zoo format stores float32)")
     if weights.batch_shape != (n,) or any(len(v) != n for v in [*rollouts.values(), *metadata.values()]):
         raise ValueError(f"shard {index} must hold {n} rows")
+    zoo_spec, spec = LSTMSpec.from_dict(manifest["model_spec"]), weights.spec
+    if (spec.input_size, spec.output_size) != (zoo_spec.input_size, zoo_spec.output_size):
+        raise RNNWSError(f"shard {index}: models of {spec} do not fit a zoo of {zoo_spec} (another input or output size)")
     stem = f"shards/{index:05d}"
     files = {"weights": {"path": f"{stem}.weights.safetensors", **write_shard_file(root / f"{stem}.weights.safetensors", weights.state_dict())},
              "rollouts": {"path": f"{stem}.rollouts.safetensors", **write_shard_file(root / f"{stem}.rollouts.safetensors", rollouts)}}
@@ -439,6 +462,7 @@ def write_shard_files(root: Path | str, # the zoo folder
     files["metadata"] = {"path": f"{stem}.metadata.json", "bytes": (root / f"{stem}.metadata.json").stat().st_size,
                          "sha256": sha256_file(root / f"{stem}.metadata.json")}
     entry = {"index": index, "runs": [r.start, r.stop], "rows": [r.start * n_ck, r.stop * n_ck], "files": files}
+    if weights.spec != LSTMSpec.from_dict(manifest["model_spec"]): entry["model_spec"] = weights.spec.to_dict()   # a mixed zoo's shard
     if pending: atomic_write_json(root / f"{stem}{PENDING_SUFFIX}", entry)
     return entry
 
@@ -504,9 +528,10 @@ def _toy_shard(spec: LSTMSpec, tasks: list, run_tasks: list[int], seed: int, run
 def toy_zoo(path: Path | str, # the folder to write (new or empty)
             seed: int = 0, # seeds the random models; recorded as the build's seed (zoos with other seeds merge)
             n_runs: int = 6, # runs, 3 checkpoints each (steps 0, 10, 20); run `r` has task `r % 3`
+            cell: str = "lstm", # the models' cell: "lstm", "gru" or "rnn"
            ) -> Path:
-    "Write a small zoo of random (untrained) 2x8 LSTMs by hand, for demos and tests: 3 tasks, 2 runs per shard."
-    spec, tasks = LSTMSpec(6, 8, 2, 6), [[0, i, -i] for i in range(3)]
+    "Write a small zoo of random (untrained) 2x8 LSTMs (or GRUs, Elman RNNs) by hand, for demos and tests: 3 tasks, 2 runs per shard."
+    spec, tasks = LSTMSpec(6, 8, 2, 6, cell=cell), [[0, i, -i] for i in range(3)]
     run_tasks = [r % 3 for r in range(n_runs)]
     wr = ZooWriter(path, {**toy_manifest(spec, n_runs, [0, 10, 20], 2, tasks, run_tasks), "config": {"seed": seed}})
     for s in range(wr.n_shards): wr.write_shard(s, *_toy_shard(spec, tasks, run_tasks, 100 * seed + s, wr.shard_runs(s)))

@@ -8,6 +8,7 @@ Docs: https://rnn-weightspace.github.io/rnn_weightspace/zoo.merge.html.md"""
 from __future__ import annotations
 
 import json
+import math
 import sys
 from pathlib import Path
 from typing import Sequence
@@ -72,6 +73,21 @@ def _merged_tasks(sources: list[Path], zoos: list, splits_from: int | None) -> t
     splits = {sp: sorted(where[t] for t, v in split_of.items() if v == sp) for sp in split_names}
     return tasks, where, splits
 
+def _check_architectures(sources: list[Path], zoos: list, runs_per_shard: int | None) -> int:
+    "Zoos of different architectures (e.g. LSTMs and GRUs with the same inputs and outputs) merge into a mixed zoo whose shards each hold one; the runs per shard."
+    first, rps = zoos[0], runs_per_shard if runs_per_shard is not None else zoos[0].manifest.runs_per_shard
+    for p, z in zip(sources, zoos):
+        if len(z.specs) > 1: raise RNNWSError(f"{p} is itself a mixed zoo; merge the single-architecture zoos it was made from")
+        if (z.spec.input_size, z.spec.output_size) != (first.spec.input_size, first.spec.output_size):
+            raise RNNWSError(f"{p}: field 'model_spec' differs from {sources[0]} in its inputs or outputs ({z.spec} vs {first.spec}); "
+                             "these zoos cannot be merged")
+    if len({z.spec for z in zoos}) == 1: return rps
+    if runs_per_shard is None: rps = math.gcd(rps, *[z.manifest.n_runs for z in zoos[:-1]])   # shards that never straddle two sources
+    if bad := [str(p) for p, z in zip(sources[:-1], zoos[:-1]) if z.manifest.n_runs % rps]:
+        raise RNNWSError(f"runs_per_shard (--runs-per-shard) {rps} must divide the runs of every source but the last when the architectures differ "
+                         f"(each shard holds one architecture); it does not divide those of {bad[0]}")
+    return rps
+
 def _merged_shard(zoos: list, cols: list[dict], offsets: list[int], runs: range, n_ck: int) -> tuple:
     "Weights, rollouts and metadata of the merged runs `runs`, gathered from the sources that hold them."
     ws, rolls, md = [], [], {k: [] for k in [*cols[0], "source", "source_run"]}
@@ -97,14 +113,16 @@ def merge_zoos(sources: Sequence[Path | str], # the zoo folders to combine, in o
                name: str | None = None, # the merged zoo's name (default: the first source's + "-merged")
                progress: bool = True, # show a progress bar (on stderr)
               ) -> Zoo:
-    "Combine complete zoos of one kind and architecture into a new zoo in `out`; runs are renumbered source by source."
+    "Combine complete zoos of one kind (and one architecture, or several cells: a mixed zoo) into a new zoo in `out`; runs are renumbered source by source."
     sources, out = _check_merge_args(sources, out, runs_per_shard, splits_from, name)
     zoos = [Zoo(p, verify=True) for p in sources]   # every byte checked: a corrupt source never makes a merged zoo
     first = zoos[0].manifest
     for p, z in zip(sources, zoos):
         m = z.manifest
-        for k in ("kind", "model_spec", "parameter_layout", "checkpoint_steps", "rollouts"):
+        for k in ("kind", "checkpoint_steps", "rollouts"):
             if m.get(k) != first.get(k): raise RNNWSError(f"{p}: field {k!r} differs from {sources[0]} ({m.get(k)!r} vs {first.get(k)!r}); these zoos cannot be merged")
+    runs_per_shard = _check_architectures(sources, zoos, runs_per_shard)
+    mixed = len({z.spec for z in zoos}) > 1
     for i in range(len(zoos)):
         for j in range(i):
             if zoos[i].manifest.config == zoos[j].manifest.config and zoos[i].manifest.n_runs == zoos[j].manifest.n_runs:
@@ -123,7 +141,7 @@ def merge_zoos(sources: Sequence[Path | str], # the zoo folders to combine, in o
         names = {json.dumps(t): n for z in zoos for t, n in zip(z.manifest.tasks, z.manifest.get("task_names", []))}
         manifest["task_names"] = [names.get(json.dumps(t), str(t)) for t in tasks]
     manifest["metadata_columns"] = {**first.get("metadata_columns", {}), "source": "index of the merged zoo it came from (merged_from)",
-                                    "source_run": "its run index in that zoo"}
+                                    "source_run": "its run index in that zoo", **({"cell": "the model's recurrent cell"} if mixed else {})}
     cols = [_raw_metadata(z) for z in zoos]
     if any(set(c) != set(cols[0]) for c in cols): raise RNNWSError("the zoos have different metadata columns; they cannot be merged")
     n_ck, bar = len(first["checkpoint_steps"]), None
@@ -136,6 +154,7 @@ def merge_zoos(sources: Sequence[Path | str], # the zoo folders to combine, in o
             for s in range(writer.n_shards):
                 runs = writer.shard_runs(s)
                 w, roll, md = _merged_shard(zoos, cols, offsets, runs, n_ck)
+                if mixed: md["cell"] = [w.spec.cell] * len(md["run"])                # a shard holds one source's models
                 writer.write_shard(s, w, roll, md)
                 if bar is not None: bar.update(len(runs))
         finally:

@@ -19,8 +19,8 @@ from torch import Tensor
 from fastcore.basics import patch
 
 from ..core import RNNWSError
-from ..lstm import LSTMModel, LSTMWeights
-from .format import (Manifest, ZooFormatError, downstream_splits, open_shard_file, read_manifest, task_splits, _check_sha256,
+from ..lstm import LSTMModel, LSTMSpec, LSTMWeights
+from .format import (Manifest, ZooFormatError, downstream_splits, open_shard_file, read_manifest, shard_spec, task_splits, _check_sha256,
                                         _inside, _is_int, _is_task, _key, _open_regular, _read_json, _shard_header)
 
 # %% auto #0
@@ -52,7 +52,7 @@ class _Shards:
     "Memory maps of one kind of shard file ('weights' or 'rollouts'), opened (and checksummed) on first use."
     def __init__(self, root: Path, manifest: dict, kind: str, checksums: bool = True):
         self.root, self.kind, self.shards, self.checksums = root, kind, manifest["shards"], checksums
-        self.layout = manifest["parameter_layout"]
+        self.layouts = [[[n, list(s)] for n, s in shard_spec(manifest, sh).layout] for sh in self.shards]   # per shard (mixed zoos)
         self.starts = np.array([sh["rows"][0] for sh in self.shards] + [self.shards[-1]["rows"][1] if self.shards else 0])
         self._maps: dict[int, dict[str, np.memmap]] = {}
 
@@ -68,7 +68,7 @@ class _Shards:
         if s not in self._maps:
             path, entry, (a, b) = self.file(s), self.shards[s]["files"][self.kind], self.shards[s]["rows"]
             maps = open_shard_file(path, entry["sha256"] if self.checksums else None)
-            _check_tensors(path, self.kind, {k: (mm.dtype, mm.shape) for k, mm in maps.items()}, b - a, self.layout)
+            _check_tensors(path, self.kind, {k: (mm.dtype, mm.shape) for k, mm in maps.items()}, b - a, self.layouts[s])
             self._maps[s] = maps
         return self._maps[s]
 
@@ -142,6 +142,7 @@ class _RowIndexer:
         single = np.ndim(rows) == 0
         rows = np.atleast_1d(rows)
         reader = self.view._shards(self.kind)
+        if self.kind == "weights": self.view._view(rows).spec                   # a batch holds models of one architecture
         data = reader.read(rows)
         if self.kind == "weights":
             if (bad := _first_nonfinite(data)) is not None:
@@ -189,7 +190,6 @@ class Zoo:
             raise ZooFormatError(f"{self.root}: the build is incomplete ({len(self.manifest.shards)} shards written); "
                                  "resume it, or open with allow_incomplete=True")
         self._check_files(verify)
-        self.spec = self.manifest.model_spec
         self.steps = list(self.manifest.checkpoint_steps)
         self._table = self._read_metadata()
         self.rows = np.arange(len(self._table))
@@ -226,6 +226,31 @@ class Zoo:
     @property
     def rollouts(self) -> _RowIndexer: return _RowIndexer(self, "rollouts")
 
+# %% ../../nbs/13_zoo.reader.ipynb #8a0f624a
+@patch(as_prop=True)
+def specs(self: Zoo) -> list[LSTMSpec]:
+    "The architectures of this view's models, in row order of first appearance: one, except in views of a mixed zoo."
+    return list(self.positions_by_spec()) or [self.manifest.model_spec]
+
+@patch
+def positions_by_spec(self: Zoo) -> dict[LSTMSpec, np.ndarray]:
+    "This view's positions (0..len-1) grouped by the architecture of their models: one group, except in a mixed zoo."
+    shards = self.manifest.shards
+    if not any("model_spec" in sh for sh in shards): return {self.manifest.model_spec: np.arange(len(self))} if len(self) else {}
+    of = np.searchsorted(np.array([sh["rows"][0] for sh in shards]), self.rows, side="right") - 1   # each row's shard
+    groups = {}
+    for s in pd.unique(of): groups.setdefault(shard_spec(self.manifest, shards[int(s)]), []).append(np.flatnonzero(of == s))
+    return {spec: np.concatenate(parts) for spec, parts in groups.items()}
+
+@patch(as_prop=True)
+def spec(self: Zoo) -> LSTMSpec:
+    "The architecture of this view's models (a view of a mixed zoo must hold one: `zoo.select(zoo.metadata.cell == \"gru\")`)."
+    specs = self.specs
+    if len(specs) > 1:
+        raise RNNWSError(f"{self.root}: this view holds models of {len(specs)} architectures ({', '.join(s.cell.upper() for s in specs)}); "
+                         "select one first, e.g. zoo.select(zoo.metadata.cell == 'gru')")
+    return specs[0]
+
 # %% ../../nbs/13_zoo.reader.ipynb #e751a47e
 _SCAN_BYTES = 64 << 20  # bytes of weights checked for NaN/Inf at a time by `Zoo(..., verify=True)`
 
@@ -242,9 +267,10 @@ def _check_files(self: Zoo, verify: bool):
                 if verify: _check_sha256(fh, p, f["sha256"])
                 if kind == "metadata": continue
                 tensors = {k: (d, s) for k, (d, s, _) in _shard_header(fh, p).items()}
-            _check_tensors(p, kind, tensors, sh["rows"][1] - sh["rows"][0], self.manifest["parameter_layout"])
+            spec = shard_spec(self.manifest, sh)
+            _check_tensors(p, kind, tensors, sh["rows"][1] - sh["rows"][0], [[n, list(s)] for n, s in spec.layout])
             sig = {k: (str(d), list(s[1:])) for k, (d, s) in tensors.items()}
-            other, ref = first.setdefault(kind, (p, sig))
+            other, ref = first.setdefault((kind, spec) if kind == "weights" else kind, (p, sig))   # weights: per architecture
             if sig != ref:
                 k = next((k for k in sig if sig[k] != ref.get(k)), None) if set(sig) == set(ref) else None
                 diff = f"tensor {k!r} is {sig[k][0]} {sig[k][1]} per row, not {ref[k][0]} {ref[k][1]}" if k else f"tensors {sorted(sig)}, not {sorted(ref)}"
@@ -309,12 +335,13 @@ def _metric_columns(df: pd.DataFrame) -> list[str]:
     return cols
 
 def _summary(self: Zoo) -> tuple[str, pd.DataFrame]:
-    df, m = self.metadata, self.manifest
+    df, m, specs = self.metadata, self.manifest, self.specs
     n_tasks = df["task"].map(_key).nunique() if len(df) else 0
     splits = df["split"].value_counts().to_dict() if len(df) else {}
     head = (f"Zoo '{m.get('name', self.root.name)}' ({m['kind']}) at {self.root}\n"
             f"  {df['run'].nunique() if len(df) else 0} runs x {len(self.steps)} checkpoints = {len(df)} models, {n_tasks} tasks, "
-            f"{self.spec.n_params:,} weights each ({self.spec.num_layers}x{self.spec.hidden_size} {self.spec.cell.upper()}, in {self.spec.input_size}, out {self.spec.output_size})\n"
+            f"{' or '.join(f'{s.n_params:,}' for s in specs)} weights each ({' and '.join(f'{s.num_layers}x{s.hidden_size} {s.cell.upper()}' for s in specs)}, "
+            f"in {specs[0].input_size}, out {specs[0].output_size})\n"
             f"  checkpoints by split: " + ", ".join(f"{k} {splits.get(k, 0)}" for k in ("train", "val", "ood"))
             + ("" if m["complete"] else f"\n  INCOMPLETE: {len(m['shards'])} shards written"))
     table = df.groupby("step")[_metric_columns(df)].mean() if len(df) else pd.DataFrame()
@@ -366,7 +393,7 @@ def from_store(cls: Zoo, root: Path | str, # where the rows live (named in messa
     split_of = task_splits(manifest)
     table = metadata.assign(split=[split_of[_key(t)] for t in metadata["task"]])
     manifest = manifest if isinstance(manifest, Manifest) else Manifest.from_dict(manifest)
-    zoo.__dict__.update(root=Path(root), manifest=manifest, spec=manifest.model_spec, checksums=False,
+    zoo.__dict__.update(root=Path(root), manifest=manifest, checksums=False,
                         steps=list(manifest.checkpoint_steps), _table=table, rows=np.arange(len(table)), _maps={}, _store=store)
     return zoo
 
