@@ -6,7 +6,9 @@ what transfers across cells.
 For each cell, `reproduce(SCRATCH/<cell>, preset="tiny", zoo_kinds=("formal-languages",), zoo_overrides={"cell": cell}, ...)`
 with five of the paper's encoders and the weight-blind emulator, 3 encoder seeds, no supervised baselines (their cost
 is the parameter transformer's). Then the transfer: the non-interactive probing encoders trained by emulation on the
-LSTM zoo embed the GRU and the Elman zoos, and the same downstream harness scores them (`SCRATCH/transfer.csv`).
+LSTM zoo embed the GRU and the Elman zoos, and the same downstream harness scores them (`SCRATCH/transfer.csv`); and
+the three zoos merged into one that mixes the cells, where those encoders' embeddings predict each checkpoint's cell
+(`SCRATCH/mixed_cell.csv`).
 With `--copy-to`, the reports, result tables and figures (not the zoos and runs) are copied there. Resumable: run the
 same command again after an interruption.
 """
@@ -25,6 +27,7 @@ def main():
     ap.add_argument("--workers", type=int, default=2)
     ap.add_argument("--copy-to", type=Path, default=None)
     a = ap.parse_args()
+    import numpy as np
     import pandas as pd
     from rnn_weightspace.evaluation import evaluate_embeddings, summarize
     from rnn_weightspace.runs import Run
@@ -46,6 +49,20 @@ def main():
     transfer = pd.concat(rows)
     transfer.to_csv(a.out / "transfer.csv", index=False)
     summarize(transfer, by=("cell", "encoder", "stratum", "target", "predictor", "split", "metric")).to_csv(a.out / "transfer_summary.csv", index=False)
+    # a zoo that mixes the three cells: which cell is a checkpoint? (the LSTM-trained probing encoders embed all of it)
+    from rnn_weightspace.zoo.merge import merge_zoos
+    mixed_dir = a.out / "mixed"
+    mixed = Zoo(mixed_dir) if mixed_dir.exists() else merge_zoos([a.out / c / "zoos" / "formal-languages" for c in CELLS], mixed_dir, progress=False)
+    rows = []
+    for s in range(a.seeds):
+        Z = Run(_run_dir(a.out / "lstm", "formal-languages", "probe-static", s)).embed(mixed)
+        rows.append(evaluate_embeddings(mixed, Z, seeds=[s * 100 + p for p in range(cfg.predictor_seeds)], epochs=cfg.predictor_epochs,
+                                        predictors=cfg.predictors, targets=["cell"], encoder_seed=s).assign(encoder="probe-static trained on the LSTM zoo"))
+    rows.append(evaluate_embeddings(mixed, np.zeros((len(mixed), 1), np.float32), seeds=[0], epochs=cfg.predictor_epochs, predictors=cfg.predictors,
+                                    targets=["cell"]).assign(encoder="chance (zeros)"))
+    cell_pred = pd.concat(rows)
+    cell_pred.to_csv(a.out / "mixed_cell.csv", index=False)
+    summarize(cell_pred).to_csv(a.out / "mixed_cell_summary.csv", index=False)
     if a.copy_to is not None:
         for cell in CELLS:
             dst = a.copy_to / cell
@@ -54,7 +71,7 @@ def main():
                 src = a.out / cell / name
                 if src.is_dir(): shutil.copytree(src, dst / name)
                 elif src.exists(): shutil.copy(src, dst / name)
-        for name in ("transfer.csv", "transfer_summary.csv"): shutil.copy(a.out / name, a.copy_to / name)
+        for name in ("transfer.csv", "transfer_summary.csv", "mixed_cell.csv", "mixed_cell_summary.csv"): shutil.copy(a.out / name, a.copy_to / name)
     print("done", flush=True)
 
 

@@ -273,3 +273,22 @@ def test_mixed_zoo_bad_input(mixed_zoo, tmp_path):
     from rnn_weightspace.zoo.merge import merge_zoos
     with pytest.raises(RNNWSError, match="must divide the runs of every source"):
         merge_zoos([d / "lstm", d / "gru"], tmp_path / "m", runs_per_shard=3, progress=False)
+
+
+def test_from_modules_and_resume_with_other_cells(tmp_path):
+    "Zoo.from_modules takes GRU and Elman modules bit for bit; an interrupted GRU build resumes byte-identical."
+    from dataclasses import replace
+    from rnn_weightspace.zoo.reader import Zoo
+    from rnn_weightspace.zoo.train import FormalLanguageZooConfig, build_zoo
+    for cell in CELLS:
+        models = [LSTMModel(LSTMSpec(6, 8, 2, 6, cell=cell)) for _ in range(3)]
+        zoo = Zoo.from_modules(tmp_path / f"modules-{cell}", models, metadata={"task": ["a", "b", "a"]})
+        assert zoo.spec.cell == cell
+        for i, m in enumerate(models):
+            assert all(torch.equal(a, b) for a, b in zip(m.state_dict().values(), zoo.to_module(i).state_dict().values()))
+    cfg = replace(FormalLanguageZooConfig.from_dict(CFG), cell="gru")
+    build_zoo(cfg, tmp_path / "full", workers=1, progress=False)
+    build_zoo(cfg, tmp_path / "part", workers=1, max_shards=1, progress=False)
+    build_zoo(cfg, tmp_path / "part", workers=1, resume=True, progress=False)
+    files = lambda r: {str(p.relative_to(r)): p.read_bytes() for p in sorted(r.rglob("*")) if p.is_file() and p.name != ".lock"}
+    assert files(tmp_path / "part") == files(tmp_path / "full")

@@ -418,7 +418,7 @@ def _build(config, out: Path, build: dict, info: DistInfo, dev: torch.device, wo
             todo = [s for s in range(writer.done_shards, writer.n_shards) if s not in waiting]
             per_unit = batch_runs // config.runs_per_shard if backend == "batched" else 1   # shards trained together
             units = [[s for s in todo if s // per_unit == u] for u in sorted({s // per_unit for s in todo})]
-            plan = ({k: writer.manifest[k] for k in ("n_runs", "runs_per_shard", "checkpoint_steps")}, units, writer.done_shards + len(waiting))
+            plan = ({k: writer.manifest[k] for k in ("n_runs", "runs_per_shard", "checkpoint_steps", "model_spec")}, units, writer.done_shards + len(waiting))
         except Exception as e:
             if writer is not None: writer.close()
             err = e
