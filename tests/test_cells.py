@@ -170,6 +170,7 @@ def test_encoders_train_and_clone_on_cell_zoos(cell_zoo, tmp_path):
     assert len(df) == len(zoo.split("val")) and df.clone.between(0, 1).all() and df.original.between(0, 1).all()
 
 
+@pytest.mark.slow   # the default run checks the same transfer on the mixed zoo (test_mixed_zoo_downstream_predicts_the_cell)
 def test_probing_encoders_transfer_across_cells(cell_zoo, tmp_path):
     "A probing encoder trained on an LSTM zoo embeds GRU and Elman models (it sees only their inputs and outputs); weight readers refuse."
     from rnn_weightspace.zoo.reader import Zoo
@@ -275,8 +276,8 @@ def test_mixed_zoo_bad_input(mixed_zoo, tmp_path):
         merge_zoos([d / "lstm", d / "gru"], tmp_path / "m", runs_per_shard=3, progress=False)
 
 
-def test_from_modules_and_resume_with_other_cells(tmp_path):
-    "Zoo.from_modules takes GRU and Elman modules bit for bit; an interrupted GRU build resumes byte-identical."
+def test_from_modules_with_other_cells(tmp_path):
+    "Zoo.from_modules takes GRU and Elman modules, bit for bit."
     from dataclasses import replace
     from rnn_weightspace.zoo.reader import Zoo
     from rnn_weightspace.zoo.train import FormalLanguageZooConfig, build_zoo
@@ -286,6 +287,12 @@ def test_from_modules_and_resume_with_other_cells(tmp_path):
         assert zoo.spec.cell == cell
         for i, m in enumerate(models):
             assert all(torch.equal(a, b) for a, b in zip(m.state_dict().values(), zoo.to_module(i).state_dict().values()))
+
+
+@pytest.mark.slow   # resume is the same code for every cell (tests/test_zoo_build.py checks it by default on LSTMs)
+def test_gru_build_resumes_byte_identical(tmp_path):
+    from dataclasses import replace
+    from rnn_weightspace.zoo.train import FormalLanguageZooConfig, build_zoo
     cfg = replace(FormalLanguageZooConfig.from_dict(CFG), cell="gru")
     build_zoo(cfg, tmp_path / "full", workers=1, progress=False)
     build_zoo(cfg, tmp_path / "part", workers=1, max_shards=1, progress=False)
