@@ -381,6 +381,8 @@ def _h_forward(w: LSTMWeights, x: Tensor, state) -> tuple[Tensor, Tensor]:
     return y.reshape(*B, N, T, -1), torch.stack(last, 1).reshape(*B, L, N, H)
 
 # %% ../nbs/01_lstm.ipynb #3d99317c
+_MODULES = {"lstm": nn.LSTM, "gru": nn.GRU, "rnn": nn.RNN}  # the PyTorch module of each cell (and the attribute holding it)
+
 class LSTMModel(nn.Module):
     "A stacked `nn.LSTM` (or `nn.GRU`, `nn.RNN`; batch first) with a linear readout: the runnable form of one `LSTMWeights` model."
     def __init__(self,
@@ -388,7 +390,7 @@ class LSTMModel(nn.Module):
                 ):
         super().__init__()
         self.spec = spec
-        rnn = {"lstm": nn.LSTM, "gru": nn.GRU, "rnn": nn.RNN}[spec.cell]                     # nn.RNN: tanh by default
+        rnn = _MODULES[spec.cell]                                                              # nn.RNN: tanh by default
         setattr(self, spec.cell, rnn(spec.input_size, spec.hidden_size, spec.num_layers, batch_first=True))  # `self.lstm`, `.gru` or `.rnn`
         self.linear = nn.Linear(spec.hidden_size, spec.output_size)
 
@@ -419,8 +421,7 @@ def to_module(self: LSTMWeights) -> LSTMModel:
 def from_module(cls: LSTMWeights, module: nn.Module, # an `LSTMModel`, or any module with `lstm` (`nn.LSTM`), `gru` (`nn.GRU`) or `rnn` (`nn.RNN`) and `linear` (`nn.Linear`)
                 ) -> LSTMWeights:
     "The weights of a module (detached copies); the recurrent part must be unidirectional, with biases, without projections."
-    kinds = {"lstm": nn.LSTM, "gru": nn.GRU, "rnn": nn.RNN}
-    found = [c for c, k in kinds.items() if isinstance(getattr(module, c, None), k)]
+    found = [c for c, k in _MODULES.items() if isinstance(getattr(module, c, None), k)]
     if len(found) != 1 or not isinstance(getattr(module, "linear", None), nn.Linear):
         raise RNNWSError("from_module needs a module with one of `lstm` (nn.LSTM), `gru` (nn.GRU), `rnn` (nn.RNN) and a `linear` (nn.Linear) attribute")
     rnn = getattr(module, found[0])

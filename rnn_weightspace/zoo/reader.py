@@ -230,6 +230,7 @@ class Zoo:
 @patch(as_prop=True)
 def specs(self: Zoo) -> list[LSTMSpec]:
     "The architectures of this view's models, in row order of first appearance: one, except in views of a mixed zoo."
+    if not any("model_spec" in sh for sh in self.manifest.shards): return [self.manifest.model_spec]   # every zoo but a mixed one
     return list(self.positions_by_spec()) or [self.manifest.model_spec]
 
 @patch
