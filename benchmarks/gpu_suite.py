@@ -29,7 +29,7 @@ leaves out as "skipped: budget":
   5. report       one markdown table of all rows on stdout; everything as JSON in --out.
 
 Usage:
-  python benchmarks/gpu_suite.py --out benchmarks/results/gpu_suite_h200.json      # on the GPU (~3-5 min)
+  python benchmarks/gpu_suite.py --out benchmarks/results/gpu_suite_<gpu>.json      # on the GPU (~3-5 min)
   OMP_NUM_THREADS=1 python benchmarks/gpu_suite.py --smoke --device cpu            # CPU: only checks that it runs
 
 On a CPU, --smoke (tiny encoder sizes, batch 4, N = 8 runs of 10 steps) takes well under a minute; its numbers mean

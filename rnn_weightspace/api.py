@@ -17,6 +17,8 @@ API: dict[str, str] = {
     "make_encoder": "encoders.base", "ENCODERS": "encoders.base", "Emulator": "emulation",
     "train": "training", "train_preset": "training", "TrainConfig": "training", "Run": "runs",
     "save_embeddings": "runs", "load_embeddings": "runs",
+    "load_pretrained": "pretrained", "PretrainedEncoder": "pretrained", "export_encoder": "pretrained", "push_to_hub": "pretrained",
+    "zoo_from_hub": "pretrained",
     "evaluate_embeddings": "evaluation", "summarize": "evaluation", "results_table": "evaluation", "clone_accuracy": "clones",
     "reproduce": "study", "StudyConfig": "study",
     "get_device": "core", "RNNWSError": "core",

@@ -16,12 +16,13 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Sequence
 
-import torch
-
-from .core import RNNWSError, Terminated, atomic_write, check_writable, get_device, sigterm_as_interrupt
+from . import __version__
+# The library (and torch, a second and more to import) is imported inside the commands, so that `rnnws --help`,
+# `rnnws --version` and a mistyped flag answer at once.
 
 # %% auto #0
-__all__ = ['main', 'zoo_build', 'zoo_merge', 'zoo_import', 'zoo_info', 'encoders_list', 'train_cmd', 'embed_cmd', 'reproduce_cmd']
+__all__ = ['main', 'zoo_build', 'zoo_merge', 'zoo_import', 'zoo_info', 'encoders_list', 'train_cmd', 'embed_cmd', 'reproduce_cmd',
+           'status_cmd']
 
 # %% ../nbs/90_cli.ipynb #dd1f7739
 def _default_workers() -> int:
@@ -53,8 +54,23 @@ def _buildable() -> list[str]:
     from rnn_weightspace.families import task_families
     return [name for name, f in task_families().items() if f.recipe is not None]
 
-def _device(name: str | None) -> torch.device:
+class _Families:
+    "The `choices` of a task-family argument: the registry is read (importing torch) only when a value is checked or listed (give a `metavar`)."
+    def __init__(self, *extra: str): self.extra = extra          # other values the argument takes ("both")
+    def values(self) -> list[str]: return [*_buildable(), *self.extra]
+    def __iter__(self): return iter(self.values())
+    def __contains__(self, name) -> bool: return name in self.values()
+    def __len__(self) -> int: return len(self.values())
+
+# the values of the string flags, checked as they are parsed (`tests` below: the same as the library's own lists)
+_SIZES = ("paper", "small", "tiny")
+_DIVERGENCES = ("tv", "reverse_kl", "kl", "reverse_kl_sum", "kl_sum", "js", "ce")
+_AUGMENTATIONS = ("auto", "none", "permutations", "symmetries")
+_DEVICE_HELP = "cpu, cuda, cuda:N or mps (default: $RNNWS_DEVICE, else cuda, mps, cpu: the same in every command)"
+
+def _device(name: str | None) -> "torch.device":
     "The `--device` flag through `get_device` (unset: `$RNNWS_DEVICE`, else cuda, mps, cpu); errors name the flag."
+    from rnn_weightspace.core import RNNWSError, get_device
     try: return get_device(name)
     except RNNWSError as e: raise RNNWSError(f"--device: {e}") from None
 
@@ -63,12 +79,12 @@ def _add_zoo_commands(sub) -> None:
     "The `rnnws zoo ...` commands: build, merge, import-official, info."
     zoo = sub.add_parser("zoo", help="build and inspect model zoos").add_subparsers(dest="command", required=True)
     b = zoo.add_parser("build", help="train a model zoo")
-    b.add_argument("family", choices=_buildable(), help="task family")
-    b.add_argument("--preset", choices=["paper", "small", "tiny"], default="tiny", help="size preset (default: tiny)")
+    b.add_argument("family", choices=_Families(), metavar="FAMILY", help="task family: %(choices)s")
+    b.add_argument("--preset", choices=_SIZES, default="tiny", help="size preset (default: tiny)")
     b.add_argument("--config", type=Path, help="JSON file with a full generator config (replaces --preset)")
     b.add_argument("--out", type=Path, required=True, help="zoo folder to create (or to resume)")
     b.add_argument("--workers", type=_WORKERS, default=None, help="worker processes for the CPU backend (default: all cores; 1 per rank under torchrun)")
-    b.add_argument("--device", default=None, help="cpu, cuda or mps (default: $RNNWS_DEVICE, else cuda, mps, cpu)")
+    b.add_argument("--device", default=None, help=_DEVICE_HELP)
     b.add_argument("--backend", choices=["cpu", "batched"], default=None, help="default: cpu on a CPU, batched on a GPU")
     b.add_argument("--batch-runs", type=_COUNT, default=None, help="runs stacked per batched computation (default: all on a GPU)")
     b.add_argument("--seed", type=_SEED, default=None, help="override the config's seed")
@@ -105,50 +121,63 @@ def _add_model_commands(sub) -> None:
     e = sub.add_parser("encoders", help="list the weight encoders with their sizes and invariances")
     g = e.add_mutually_exclusive_group()
     g.add_argument("--zoo", type=Path, help="a zoo folder: its models' architecture and inputs")
-    g.add_argument("--zoo-kind", choices=_buildable(), default=_buildable()[0],
-                   help=f"a task family's models at its largest preset architecture (default: {_buildable()[0]})")
-    e.add_argument("--size", choices=["paper", "small", "tiny"], default="paper", help="architecture preset (default: paper)")
+    g.add_argument("--zoo-kind", choices=_Families(), default=None, metavar="FAMILY",
+                   help="a task family's models at its largest preset architecture: %(choices)s (default: the first)")
+    e.add_argument("--size", choices=_SIZES, default="paper", help="architecture preset (default: paper)")
     t = sub.add_parser("train", help="train an encoder by emulation")
     t.add_argument("--zoo", type=Path, required=True, help="zoo folder (trains on its train split)")
     t.add_argument("--encoder", required=True, help="encoder name (see `rnnws encoders`) or weight-blind")
     t.add_argument("--out", type=Path, required=True, help="run folder to create (or to resume)")
-    t.add_argument("--preset", choices=["paper", "small", "tiny"], default="tiny", help="training preset (default: tiny)")
+    t.add_argument("--preset", choices=_SIZES, default="tiny", help="training preset (default: tiny)")
     t.add_argument("--config", type=Path, help="JSON file with a full TrainConfig (replaces --preset)")
-    t.add_argument("--device", default=None, help="cpu, cuda or mps (default: $RNNWS_DEVICE, else cuda, mps, cpu)")
+    t.add_argument("--device", default=None, help=_DEVICE_HELP)
     for flag, typ, what in (("--steps", _COUNT, "optimizer steps"), ("--lr", _positive, "learning rate"), ("--batch-size", _BATCH, "RNN checkpoints per step (at most 4096)"),
-                            ("--eval-every", _COUNT, "steps between evaluations"), ("--seed", _SEED, "seed"), ("--divergence", str, "emulation loss (tv, reverse_kl, kl, reverse_kl_sum, kl_sum, js, ce)"),
-                            ("--size", str, "architecture preset of encoder and emulator (paper, small, tiny)"), ("--augment", str, "auto, none, permutations, symmetries"),
-                            ("--augment-scope", str, "augmentation scope (batch: one symmetry for the batch, as released; model: one per model)")):
+                            ("--eval-every", _COUNT, "steps between evaluations"), ("--seed", _SEED, "seed")):
         t.add_argument(flag, type=typ, default=None, help=f"override the preset's {what}")
+    for flag, choices, what in (("--divergence", _DIVERGENCES, "emulation loss: total variation (tv, the paper's), KL either way, per-step sums, Jensen-Shannon, cross-entropy"),
+                                ("--size", _SIZES, "architecture preset of encoder and emulator"),
+                                ("--augment", _AUGMENTATIONS, "augmentation: auto (random permutations for encoders that are not permutation invariant, "
+                                 "the paper's), none, permutations, symmetries (permutations and sign flips)"),
+                                ("--augment-scope", ("batch", "model"), "augmentation scope: batch (one symmetry for the batch, as released) or model (one per model)")):
+        t.add_argument(flag, choices=choices, default=None, help=f"override the preset's {what}")
     t.add_argument("--no-augment-eval", action="store_true", help="evaluate on the models as stored (default: augmented, as released)")
     t.add_argument("--resume", action="store_true", help="continue the run in --out from its last checkpoint")
     t.add_argument("--max-steps", type=_COUNT, default=None, help="stop after this many steps (the run stays resumable)")
     t.add_argument("--no-figures", action="store_true", help="do not write figures at the end")
     t.add_argument("--no-progress", action="store_true", help="no progress bar")
+    t.add_argument("--tensorboard", action="store_true", help="also log losses and gradient norms for TensorBoard in RUN/tensorboard (pip install tensorboard)")
     t.add_argument("--distributed", action="store_true", help="data parallel over the processes torchrun started (required, not just allowed)")
     m = sub.add_parser("embed", help="embed every checkpoint of a zoo with a trained encoder")
-    m.add_argument("--run", type=Path, required=True, help="run folder")
+    which = m.add_mutually_exclusive_group(required=True)
+    which.add_argument("--run", type=Path, help="run folder")
+    which.add_argument("--pretrained", help="a pretrained encoder instead: ENCODER/ZOO shipped with the package (e.g. probe-static/formal-languages-small), "
+                       "an exported encoder's folder, or a Hugging Face Hub repository (needs --zoo)")
     m.add_argument("--out", type=Path, required=True, help="file to write (safetensors)")
     m.add_argument("--zoo", type=Path, default=None, help="zoo folder (default: the run's zoo)")
+    m.add_argument("--hub", type=Path, default=None, help="with --pretrained: a folder that plays the Hugging Face Hub (default: $RNNWS_HUB, else the Hub)")
     m.add_argument("--which", choices=["best", "last"], default="best", help="checkpoint of the run (default: best)")
-    m.add_argument("--device", default="cpu", help="cpu or cuda")
+    m.add_argument("--device", default=None, help=_DEVICE_HELP)
     m.add_argument("--overwrite", action="store_true", help="replace --out if it exists (otherwise an existing file is an error)")
     r = sub.add_parser("reproduce", help="run the whole study and write a report")
-    r.add_argument("--preset", choices=["tiny", "small", "paper"], default="tiny", help="study size (default: tiny)")
+    r.add_argument("--preset", choices=_SIZES, default="tiny", help="study size (default: tiny)")
     r.add_argument("--out", type=Path, required=True, help="study folder (created, or continued)")
-    r.add_argument("--zoo-kind", choices=[*_buildable(), "both"], default=None,
-                   help="the task family to study (default: both of the paper's)")
+    r.add_argument("--zoo-kind", choices=_Families("both"), default=None, metavar="FAMILY",
+                   help="the task family to study: %(choices)s (default: both of the paper's)")
     r.add_argument("--seeds", type=_COUNT, default=None, help="encoder pre-training seeds (default: the preset's)")
-    r.add_argument("--device", default=None, help="cpu, cuda or mps (default: $RNNWS_DEVICE, else cuda, mps, cpu)")
+    r.add_argument("--device", default=None, help=_DEVICE_HELP)
     r.add_argument("--workers", type=_WORKERS, default=None, help="processes for zoo building and training (default: all cores; 4 runs sharing a GPU)")
     r.add_argument("--step-scale", type=_positive, default=None, help="multiply every step count by this (e.g. 0.001): checks a preset end to end, "
                    "with its other hyper-parameters, and extrapolates its time")
     r.add_argument("--zoo-runs", type=_COUNT, default=None, help="runs per zoo (default: the preset's)")
     r.add_argument("--encoders", default=None, help="comma-separated encoders (default: the paper's six, our variants and weight-blind)")
+    r.add_argument("--no-progress", action="store_true", help="no progress bars (the stage lines are still logged)")
+    s = sub.add_parser("status", help="summarise a study folder, running or finished: stages, zoos, runs and their steps")
+    s.add_argument("study", type=Path, help="the study folder (the --out of `rnnws reproduce`)")
 
 # %% ../nbs/90_cli.ipynb #537e299e
 def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="rnnws", description="rnn_weightspace: model zoos of RNNs and learning on their weights.")
+    p.add_argument("--version", action="version", version=f"rnnws (rnn_weightspace) {__version__}")
     sub = p.add_subparsers(dest="group", required=True)
     _add_zoo_commands(sub)
     _add_model_commands(sub)
@@ -165,12 +194,14 @@ def main(argv: Sequence[str] | None = None, # arguments (default: `sys.argv[1:]`
         ) -> int:
     "Entry point of the `rnnws` console script; returns the exit status."
     args = _parser().parse_args(argv)
+    from rnn_weightspace.core import RNNWSError, Terminated, sigterm_as_interrupt
     try:
         with sigterm_as_interrupt():                  # SIGTERM (kill, timeout, a scheduler's limit) stops like Ctrl-C
             if args.group == "encoders": return encoders_list(args)
             if args.group == "train": return train_cmd(args)
             if args.group == "embed": return embed_cmd(args)
             if args.group == "reproduce": return reproduce_cmd(args)
+            if args.group == "status": return status_cmd(args)
             return {"build": zoo_build, "merge": zoo_merge, "info": zoo_info, "import-official": zoo_import}[args.command](args)
     except RNNWSError as e:
         print(f"rnnws: error: {e}", file=sys.stderr)
@@ -185,6 +216,7 @@ def main(argv: Sequence[str] | None = None, # arguments (default: `sys.argv[1:]`
 
 # %% ../nbs/90_cli.ipynb #26c580d2
 def _load_config(args):
+    from rnn_weightspace.core import RNNWSError
     from rnn_weightspace.families import get_family
     family = get_family(args.family)
     cls = family.recipe
@@ -202,6 +234,7 @@ def _load_config(args):
 
 def _digits(cfg, args):
     "Apply `--source` and `--mnist-dir` (the digits of a sequential-MNIST zoo) to the config."
+    from rnn_weightspace.core import RNNWSError
     if args.source is None and args.mnist_dir is None: return cfg
     if not hasattr(cfg, "source"):
         from rnn_weightspace.families import task_families
@@ -217,6 +250,7 @@ def _digits(cfg, args):
 def zoo_build(args, # the parsed command line
              ) -> int:
     "Run `rnnws zoo build`: train a model zoo from a preset or a config file; returns the exit status."
+    from rnn_weightspace.core import RNNWSError, check_writable
     from rnn_weightspace.distributed import dist_info
     from rnn_weightspace.zoo.train import build_zoo
     cfg = _load_config(args)
@@ -239,6 +273,7 @@ def zoo_build(args, # the parsed command line
 def zoo_merge(args, # the parsed command line
              ) -> int:
     "Run `rnnws zoo merge`: combine zoos built separately into one; returns the exit status."
+    from rnn_weightspace.core import check_writable
     from rnn_weightspace.zoo.merge import merge_zoos
     check_writable(args.out, name=f"--out {args.out}")
     print(merge_zoos(args.sources, args.out, runs_per_shard=args.runs_per_shard, splits_from=args.splits_from, progress=not args.no_progress))
@@ -248,6 +283,7 @@ def zoo_merge(args, # the parsed command line
 def zoo_import(args, # the parsed command line
               ) -> int:
     "Run `rnnws zoo import-official`: convert a zoo released with the paper into this library's format."
+    from rnn_weightspace.core import RNNWSError, check_writable
     from rnn_weightspace.zoo.official import import_official
     if args.runs_per_shard < 1: raise RNNWSError("--runs-per-shard must be a positive integer")
     check_writable(args.out, name=f"--out {args.out}")
@@ -258,6 +294,7 @@ def zoo_import(args, # the parsed command line
 def zoo_info(args, # the parsed command line
             ) -> int:
     "Run `rnnws zoo info`: verify a zoo (unless --no-verify), print its summary and optionally plot its accuracy."
+    from rnn_weightspace.core import RNNWSError, atomic_write, check_writable
     from rnn_weightspace.zoo.reader import Zoo
     if args.plot is not None:
         from matplotlib.backend_bases import FigureCanvasBase
@@ -296,7 +333,8 @@ def encoders_list(args, # the parsed command line
         zoo = Zoo(args.zoo, allow_incomplete=True)
         spec, domain, what = zoo.spec, input_domain(zoo), f"zoo {args.zoo}"
     else:
-        (spec, domain), what = _family_models(args.zoo_kind), f"{args.zoo_kind} models"
+        kind = args.zoo_kind or _buildable()[0]
+        (spec, domain), what = _family_models(kind), f"{kind} models"
     print(f"encoders for {what} ({spec.num_layers}x{spec.hidden_size} {spec.cell.upper()}, {domain.kind} inputs), size {args.size}:")
     print(f"  {'encoder':<26} {'':<6} {'family':<14} {'parameters':>11}  invariant to")
     for r in describe_encoders(spec, args.size, domain):
@@ -308,6 +346,7 @@ def encoders_list(args, # the parsed command line
 def train_cmd(args, # the parsed command line
              ) -> int:
     "Run `rnnws train`: train an encoder by emulation on a zoo; returns the exit status."
+    from rnn_weightspace.core import RNNWSError, check_writable
     from rnn_weightspace.training import TrainConfig, train, train_preset
     from rnn_weightspace.zoo.reader import Zoo
     over = {k: getattr(args, k) for k in ("steps", "lr", "batch_size", "eval_every", "seed", "divergence", "size", "augment", "augment_scope") if getattr(args, k) is not None}
@@ -331,7 +370,8 @@ def train_cmd(args, # the parsed command line
         print(f"training {cfg.encoder} ({cfg.size}) on {zoo.manifest.name}: {cfg.steps} steps, batch {cfg.batch_size}, "
               f"lr {cfg.lr}, on {device}" + (f" x {info.world_size} processes" if info.distributed else "") + f" -> {args.out}", file=sys.stderr)
     run = train(zoo, cfg, args.out, device=device, resume=args.resume, progress=not args.no_progress,
-                max_steps=args.max_steps, figures=not args.no_figures, distributed=True if args.distributed else None)
+                max_steps=args.max_steps, figures=not args.no_figures, distributed=True if args.distributed else None,
+                tensorboard=args.tensorboard)
     if info.is_main: print(run)
     return 0
 
@@ -339,11 +379,16 @@ def train_cmd(args, # the parsed command line
 def embed_cmd(args, # the parsed command line
              ) -> int:
     "Run `rnnws embed`: embed every checkpoint of a zoo with a trained encoder and save them."
+    from rnn_weightspace.core import RNNWSError, check_writable
     from rnn_weightspace.runs import Run, save_embeddings
     if args.out.exists() and not args.out.is_dir() and not args.overwrite:
         raise RNNWSError(f"{args.out} exists; add --overwrite to replace it")
     check_writable(args.out, folder=False, name=f"--out {args.out}")
-    run = Run(args.run)
+    if args.pretrained is not None:
+        if args.zoo is None: raise RNNWSError("--pretrained needs --zoo: the zoo to embed")
+        from rnn_weightspace.pretrained import PretrainedEncoder
+        run = PretrainedEncoder.from_pretrained(args.pretrained, hub=args.hub, device=_device(args.device))
+    else: run = Run(args.run)
     path = save_embeddings(run, args.zoo, args.out, which=args.which, device=_device(args.device), overwrite=args.overwrite)
     print(f"wrote the embeddings of every checkpoint to {path}")
     return 0
@@ -352,6 +397,7 @@ def embed_cmd(args, # the parsed command line
 def reproduce_cmd(args, # the parsed command line
                  ) -> int:
     "Run `rnnws reproduce`: run the whole study and write its report; returns the exit status."
+    from rnn_weightspace.core import RNNWSError, check_writable
     from rnn_weightspace.study import reproduce
     over = {}
     if args.zoo_kind and args.zoo_kind != "both": over["zoo_kinds"] = (args.zoo_kind,)
@@ -373,8 +419,16 @@ def reproduce_cmd(args, # the parsed command line
         if bad := [e for e in names if e not in ENCODERS and e != "weight-blind"]:
             raise RNNWSError(f"--encoders: unknown {bad}; choose from {sorted(ENCODERS) + ['weight-blind']}")
         over["encoders"] = names
-    report = reproduce(args.out, args.preset, device=device, log=lambda s: print(s, file=sys.stderr, flush=True), **over)
+    report = reproduce(args.out, args.preset, device=device, log=lambda s: print(s, file=sys.stderr, flush=True), progress=not args.no_progress, **over)
     print(f"report: {report}")
+    return 0
+
+# %% ../nbs/90_cli.ipynb #ac416175
+def status_cmd(args, # the parsed command line
+              ) -> int:
+    "Run `rnnws status`: print where a study stands (it only reads the folder)."
+    from rnn_weightspace.study import study_status
+    print(study_status(args.study))
     return 0
 
 # %% ../nbs/90_cli.ipynb #971b19d9

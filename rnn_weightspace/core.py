@@ -32,9 +32,9 @@ import torch
 
 # %% auto #0
 __all__ = ['RNNWSError', 'get_device', 'derive_seed', 'make_generator', 'set_seed', 'forks_rng', 'set_threads', 'using_threads',
-           'in_test', 'atomic_write', 'atomic_write_bytes', 'atomic_write_json', 'folder_lock', 'check_writable',
-           'check_new_folder', 'atomic_folder', 'sha256_file', 'worker_pool', 'Terminated', 'sigterm_as_interrupt',
-           'env_report']
+           'in_test', 'atomic_write', 'atomic_write_bytes', 'atomic_write_json', 'workdir', 'folder_lock',
+           'lock_holder', 'check_writable', 'check_new_folder', 'atomic_folder', 'sha256_file', 'worker_pool',
+           'Terminated', 'sigterm_as_interrupt', 'env_report']
 
 # %% ../nbs/00_core.ipynb #f2f15d86
 class RNNWSError(Exception):
@@ -158,6 +158,25 @@ def atomic_write_json(path: str | Path, # the file to write (its folder is creat
     "Write `obj` as indented, key-sorted JSON to `path` atomically (the same object always gives the same bytes)."
     with atomic_write(path, "w") as f: f.write(json.dumps(obj, indent=1, sort_keys=True) + "\n")
 
+# %% ../nbs/00_core.ipynb #b65aece7
+def workdir(name: str, # the folder's name, e.g. "rnnws-five-minutes"
+            drive: bool = False, # on Colab: in your Google Drive (`MyDrive/name`; the drive is mounted if needed)
+           ) -> Path:
+    "A new folder for one run of a notebook, `name/YYYY-mm-dd_HH-MM-SS` (kept); under test, a temporary folder."
+    if in_test(): return Path(tempfile.mkdtemp(prefix=f"{name}-"))
+    if drive:
+        try: from google.colab import drive as gdrive
+        except ImportError: raise RNNWSError("drive=True keeps the folder in Google Drive, which needs Colab; use drive=False here") from None
+        if not Path("/content/drive/MyDrive").exists(): gdrive.mount("/content/drive")
+        root = Path("/content/drive/MyDrive") / name
+    else: root = Path(name).resolve()
+    stamp = time.strftime("%Y-%m-%d_%H-%M-%S")
+    for i in range(100):                                      # two runs in the same second get their own folders too
+        path = root / (stamp if i == 0 else f"{stamp}_{i}")
+        try: path.mkdir(parents=True); return path
+        except FileExistsError: continue
+    raise RNNWSError(f"{root}: cannot create a new folder for this run")
+
 # %% ../nbs/00_core.ipynb #7fefd60e
 class folder_lock:
     "Hold `folder` for this process: in a `with` block, or from `acquire()` to `release()` (no-op where `fcntl` is missing)."
@@ -176,15 +195,26 @@ class folder_lock:
         except OSError:
             f.close()
             raise RNNWSError(f"{self.folder}: another {self.what} is using this folder right now") from None
+        f.seek(0); f.truncate(); f.write(f"{os.getpid()}\n"); f.flush()    # who holds it, for `lock_holder`
         self._file = f
         return self
 
     def release(self) -> None:
         "Let the folder go (closing the file drops the lock; a process that dies drops it too)."
-        if self._file is not None: self._file.close(); self._file = None
+        if self._file is not None: self._file.truncate(0); self._file.close(); self._file = None
 
     def __enter__(self) -> folder_lock: return self.acquire()
     def __exit__(self, *exc) -> None: self.release()
+
+def lock_holder(folder: str | Path, # a folder that `folder_lock` may hold
+               ) -> int | None:
+    "The process id of the live process on this machine that holds `folder` (None: nobody holds it)."
+    try: pid = int((Path(folder) / ".lock").read_text().split()[0])
+    except (OSError, ValueError, IndexError): return None
+    try: os.kill(pid, 0)
+    except ProcessLookupError: return None                    # it died holding the folder: the lock went with it
+    except PermissionError: pass                              # alive, another user's
+    return pid
 
 # %% ../nbs/00_core.ipynb #bae83972
 def check_writable(path: str | Path, # a folder or file this process is about to create or write

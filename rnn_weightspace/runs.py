@@ -26,7 +26,7 @@ from .zoo.dataset import ZooDataset
 from .zoo.reader import Zoo
 
 # %% auto #0
-__all__ = ['Run', 'save_embeddings', 'load_embeddings', 'save_figures']
+__all__ = ['Run', 'readable_zoo', 'embed_zoo', 'save_embeddings', 'load_embeddings', 'save_figures']
 
 # %% ../nbs/33_runs.ipynb #8c379917
 class Run:
@@ -83,17 +83,22 @@ class Run:
         return f"Run {self.path.name}: {c.encoder} ({c.size}) on {self.info['zoo'].get('name')}, step {self.step}/{c.steps}{best}"
 
 # %% ../nbs/33_runs.ipynb #3a085b39
-@patch
-def _zoo(self: Run, zoo) -> Zoo:
-    zoo = Zoo(zoo if zoo is not None else self.info["zoo"]["path"]) if not isinstance(zoo, Zoo) else zoo
-    trained = LSTMSpec.from_dict(self.info["zoo"]["model_spec"])
+def readable_zoo(zoo: Zoo | str | Path, # the zoo (or its folder) to embed
+                 trained: LSTMSpec, # the architecture the encoder was trained on
+                 encoder: str, # the encoder's name
+                ) -> Zoo:
+    "`zoo`, opened, if an encoder trained on `trained` models reads it: the same architecture, or for a probing encoder the same inputs and outputs."
+    zoo = zoo if isinstance(zoo, Zoo) else Zoo(zoo)
     io = lambda s: (s.input_size, s.output_size)                   # all a probing encoder sees of the models
     for got in zoo.specs:
-        if got != trained and not (self.config.encoder in ENCODERS and encoder_class(self.config.encoder).family == "functionalist"
-                                   and io(got) == io(trained)):
-            raise RNNWSError(f"the run was trained on {trained} models, the zoo has {got}; only probing encoders, which see the models' "
+        if got != trained and not (encoder in ENCODERS and encoder_class(encoder).family == "functionalist" and io(got) == io(trained)):
+            raise RNNWSError(f"the encoder was trained on {trained} models, the zoo has {got}; only probing encoders, which see the models' "
                              "inputs and outputs alone, read models of another architecture")
     return zoo
+
+@patch
+def _zoo(self: Run, zoo) -> Zoo:
+    return readable_zoo(zoo if zoo is not None else self.info["zoo"]["path"], LSTMSpec.from_dict(self.info["zoo"]["model_spec"]), self.config.encoder)
 
 # %% ../nbs/33_runs.ipynb #05c4c907
 @patch
@@ -127,15 +132,26 @@ def embed(self: Run, zoo: Zoo | str | Path | None = None, # the zoo (or a view) 
     zoo = self._zoo(zoo)
     enc, _ = self.load(zoo, which, device)
     if enc is None: raise RNNWSError(f"{self.path} is a weight-blind run: it has no encoder to embed with")
-    Z = np.zeros((len(zoo), self.config.embedding_size), np.float32)
+    return embed_zoo(enc, zoo, batch_size, device)
+
+@torch.no_grad()
+def embed_zoo(encoder: WeightEncoder, # a trained encoder, in eval mode
+              zoo: Zoo, # the zoo (or a view) to embed, of models the encoder reads
+              batch_size: int = 256, # models per forward pass
+              device: str | torch.device = "cpu", # where the encoder is
+             ) -> np.ndarray:
+    "Embeddings `[N, Z]` (float32) of the zoo's checkpoints, in the zoo's row order."
+    Z = None
     for pos in zoo.positions_by_spec().values():                      # one group, except in a zoo that mixes cells
         view = zoo._view(zoo.rows[pos])
         for i in range(0, len(pos), batch_size):
-            Z[pos[i:i + batch_size]] = enc(view.weights[i:i + batch_size].to(device)).float().cpu().numpy()
-    return Z
+            z = encoder(view.weights[i:i + batch_size].to(device)).float().cpu().numpy()
+            if Z is None: Z = np.zeros((len(zoo), z.shape[-1]), np.float32)
+            Z[pos[i:i + batch_size]] = z
+    return Z if Z is not None else np.zeros((0, 0), np.float32)
 
-def save_embeddings(run: Run | str | Path, # the trained run
-                    zoo: Zoo | str | Path | None, # the zoo to embed (default: the run's zoo)
+def save_embeddings(run: Run | str | Path, # the trained run (or a `PretrainedEncoder`)
+                    zoo: Zoo | str | Path | None, # the zoo to embed (default: the run's zoo; required for a pretrained encoder)
                     out: str | Path, # the file to write (safetensors)
                     which: str = "best", # checkpoint of the run: "best" (lowest val loss) or "last"
                     device: str | torch.device = "cpu", # where the encoder runs
@@ -147,11 +163,15 @@ def save_embeddings(run: Run | str | Path, # the trained run
     if out.is_dir(): raise RNNWSError(f"{out} is a folder; give a file name for the embeddings")
     if out.exists() and not overwrite: raise RNNWSError(f"{out} exists; pass overwrite=True to replace it")
     run = Run(run) if isinstance(run, (str, Path)) else run
-    zoo = run._zoo(zoo)
-    z = run.embed(zoo, which=which, device=device)
+    if hasattr(run, "card"):                                          # a `PretrainedEncoder` (`34_pretrained`): no run folder
+        if zoo is None: raise RNNWSError(f"a pretrained encoder ({run.name}) needs the zoo to embed")
+        zoo = readable_zoo(zoo, run.spec, run.card["encoder"])
+        z, source, encoder, which = run.embed(zoo), str(run.folder), run.card["encoder"], "pretrained"
+    else:
+        zoo = run._zoo(zoo)
+        z, source, encoder = run.embed(zoo, which=which, device=device), str(run.path), run.config.encoder
     md = zoo.metadata.reset_index(drop=True)
-    header = {"metadata": md.to_json(orient="split"), "run": str(run.path), "zoo": str(zoo.root),
-              "encoder": run.config.encoder, "checkpoint": which}
+    header = {"metadata": md.to_json(orient="split"), "run": source, "zoo": str(zoo.root), "encoder": encoder, "checkpoint": which}
     atomic_write_bytes(out, save({"embeddings": np.ascontiguousarray(z)}, metadata=header))
     return Path(out)
 

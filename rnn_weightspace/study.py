@@ -7,8 +7,11 @@ Docs: https://rnn-weightspace.github.io/rnn_weightspace/study.html.md"""
 # %% ../nbs/41_study.ipynb #25b0ea46
 from __future__ import annotations
 
+import contextlib
 import json
+import os
 import platform
+import threading
 import time
 from dataclasses import asdict, dataclass, field, replace
 from importlib import import_module
@@ -19,11 +22,12 @@ import numpy as np
 import pandas as pd
 import torch
 
-from .core import RNNWSError, atomic_write, atomic_write_json, env_report, folder_lock, get_device, using_threads, worker_pool
+from .core import (RNNWSError, atomic_write, atomic_write_json, env_report, folder_lock, get_device, lock_holder, using_threads,
+                                  worker_pool)
 from .encoders.base import ENCODERS, PAPER_ENCODERS
 from .evaluation import (SPLITS, STRATA, evaluate_embeddings, mean_ci, reference_embeddings, results_table, summarize,
                                         targets_for, train_supervised)
-from .training import train, train_preset
+from .training import _read_metrics, train, train_preset
 from .runs import Run
 from .zoo.reader import Zoo
 from .families import get_family, task_families
@@ -32,7 +36,8 @@ from .zoo.train import build_zoo
 # %% auto #0
 __all__ = ['STUDY_PRESETS', 'PAPER_EMULATION', 'STEP_COST', 'PARTS', 'StudyConfig', 'run_jobs', 'write_csv', 'emulation_summary',
            'ordering', 'comparisons', 'learning_curves', 'plot_learning_curves', 'diagnostics_table',
-           'plot_diagnostics', 'hardware', 'zoo_rates', 'extrapolate_timings', 'write_report', 'reproduce']
+           'plot_diagnostics', 'hardware', 'zoo_rates', 'extrapolate_timings', 'write_report', 'reproduce',
+           'study_status']
 
 # %% ../nbs/41_study.ipynb #2abcc33d
 def _paper_kinds() -> tuple[str, ...]:
@@ -164,14 +169,41 @@ def _train_job(args: tuple) -> tuple[str, float]:
 
 def _run_dir(out: Path, kind: str, encoder: str, seed: int) -> Path: return out / "runs" / kind / f"{encoder}-seed{seed}"
 
-def _train_stage(out: Path, cfg: StudyConfig, device, log):
-    "Every run of every zoo kind in one pool, the most expensive first."
+def _train_stage(out: Path, cfg: StudyConfig, device, log, progress: bool = False):
+    "Every run of every zoo kind in one pool, the most expensive first; with `progress`, a bar of the steps of all of them."
     jobs = [(kind, e, s) for kind in cfg.zoo_kinds for e in cfg.encoders for s in range(cfg.seeds)]
     jobs.sort(key=lambda j: -_cost(j[0], j[1]))
     args = [(str(out / "zoos" / kind), _train_config(cfg, e, s).to_dict(), str(_run_dir(out, kind, e, s)), str(device), s == 0)
             for kind, e, s in jobs]
-    for run_dir, secs in run_jobs("_train_job", args, cfg.workers, ordered=False):
-        log(f"  trained {Path(run_dir).parent.name}/{Path(run_dir).name} in {secs:.0f} s")
+    total = sum(_train_config(cfg, e, s).steps for _, e, s in jobs)
+    with _watch_steps([Path(a[2]) for a in args], total, progress):
+        for run_dir, secs in run_jobs("_train_job", args, cfg.workers, ordered=False):
+            log(f"  trained {Path(run_dir).parent.name}/{Path(run_dir).name} in {secs:.0f} s")
+
+def _steps_done(run_dir: Path) -> int:
+    "The last logged training step of a run folder (0 before its first log), read from its `metrics.jsonl`."
+    try: lines = (run_dir / "metrics.jsonl").read_text().splitlines()
+    except OSError: return 0
+    for line in reversed(lines):
+        try: m = json.loads(line)
+        except json.JSONDecodeError: continue                     # a line being written
+        if m.get("split") == "train": return int(m["step"])
+    return 0
+
+@contextlib.contextmanager
+def _watch_steps(run_dirs: list[Path], total: int, progress: bool, every: float = 2.0):
+    "While the block runs, a progress bar of the training steps done by all `run_dirs` (read from their files by a thread)."
+    if not progress: yield; return
+    from tqdm.auto import tqdm
+    bar, stop = tqdm(total=total, desc="train (all runs)", unit="step", dynamic_ncols=True), threading.Event()
+    def poll():
+        bar.n = sum(_steps_done(d) for d in run_dirs); bar.refresh()
+    def loop():
+        while not stop.wait(every): poll()
+    t = threading.Thread(target=loop, daemon=True); t.start()
+    try: yield
+    finally:
+        stop.set(); t.join(); poll(); bar.close()
 
 def _emulation_table(out: Path, cfg: StudyConfig, kind: str) -> pd.DataFrame:
     "Per run: the best val loss and the OOD loss at the same evaluation."
@@ -552,6 +584,7 @@ def reproduce(out: str | Path, # the study folder (created, or continued)
               preset: str = "tiny", # "tiny", "small" or "paper"
               device: str | torch.device | None = None, # default: `get_device()`; worker processes share a GPU
               log=print, # where progress lines go
+              progress: bool = True, # progress bars of the zoo builds and of the training stage's steps (all runs together)
               **overrides, # any `StudyConfig` field, e.g. zoo_kinds=("formal-languages",), seeds=3
              ) -> Path: # the path of `report.md`
     "Run (or continue) the whole study in `out`; keyword `overrides` replace fields of the preset's `StudyConfig`."
@@ -572,26 +605,55 @@ def reproduce(out: str | Path, # the study folder (created, or continued)
         raise RNNWSError(f"{out} exists and is not a study folder; choose a new folder")
     with folder_lock(out, "reproduction study"):
         atomic_write_json(saved, cfg.to_dict())
-        return _run_study(out, cfg, device, log)
+        return _run_study(out, cfg, device, log, progress)
 
-def _build_zoo(out: Path, cfg: StudyConfig, kind: str, device):
+def _build_zoo(out: Path, cfg: StudyConfig, kind: str, device, progress: bool = False):
     d = out / "zoos" / kind
     try: zcfg = _scale_zoo(replace(get_family(kind).preset(cfg.zoo_preset), **cfg.zoo_overrides), cfg.step_scale)
     except TypeError as e: raise RNNWSError(f"bad zoo override: {e}") from None
     gpu = torch.device(device).type == "cuda"
     build_zoo(zcfg, d, workers=cfg.workers, backend="batched" if gpu else "cpu", device=str(device) if gpu else None,
-              resume=d.exists(), progress=False)
+              resume=d.exists(), progress=progress)
 
-def _run_study(out: Path, cfg: StudyConfig, device, log) -> Path:
+def _run_study(out: Path, cfg: StudyConfig, device, log, progress: bool = False) -> Path:
     timings = {}
     for kind in cfg.zoo_kinds:
-        timings[f"zoo {kind}"] = _stage(out, f"zoo-{kind}", lambda kind=kind: _build_zoo(out, cfg, kind, device), log)
+        timings[f"zoo {kind}"] = _stage(out, f"zoo-{kind}", lambda kind=kind: _build_zoo(out, cfg, kind, device, progress), log)
         if cfg.step_scale != 1 and not (f := out / "stages" / f"zoo-rates-{kind}.json").exists():   # for the full-scale estimate
             atomic_write_json(f, zoo_rates(kind, cfg.zoo_preset, device))
-    timings["train"] = _stage(out, "train", lambda: _train_stage(out, cfg, device, log), log)
+    timings["train"] = _stage(out, "train", lambda: _train_stage(out, cfg, device, log, progress), log)
     for kind in cfg.zoo_kinds:
         timings[f"emulation {kind}"] = _stage(out, f"emulation-{kind}", lambda kind=kind: write_csv(_emulation_table(out, cfg, kind), out / "results" / f"{kind}_emulation.csv"), log)
         timings[f"downstream {kind}"] = _stage(out, f"downstream-{kind}", lambda kind=kind: _downstream_stage(out, cfg, kind, device), log)
         if cfg.supervised_steps:
             timings[f"supervised {kind}"] = _stage(out, f"supervised-{kind}", lambda kind=kind: _supervised_stage(out, cfg, kind, device), log)
     return write_report(out, cfg, timings)
+
+# %% ../nbs/41_study.ipynb #e649f2f3
+def study_status(out: str | Path, # a study folder (`reproduce`'s `out`), running or finished
+                ) -> str:
+    "Where a study stands: running or not, its stages with their times, its zoos, and each run's steps and best validation loss."
+    out = Path(out)
+    if not (out / "study.json").exists(): raise RNNWSError(f"{out}: not a study folder (no study.json)")
+    d = json.loads((out / "study.json").read_text())
+    cfg = replace(StudyConfig(), **{k: tuple(v) if isinstance(v, list) else v for k, v in d.items() if k in StudyConfig.__dataclass_fields__})
+    pid = lock_holder(out)
+    state = (f"running (process {pid})" if pid else "finished: report.md" if (out / "report.md").exists()
+             else "stopped: run the same `reproduce` again to continue")
+    lines = [f"study {out} ({cfg.preset}: {len(cfg.zoo_kinds)} zoo kinds x {len(cfg.encoders)} encoders x {cfg.seeds} seeds): {state}"]
+    stages = [f"zoo-{k}" for k in cfg.zoo_kinds] + ["train"] + [f"{s}-{k}" for k in cfg.zoo_kinds
+                                                                for s in ("emulation", "downstream", "supervised") if s != "supervised" or cfg.supervised_steps]
+    done = {s: json.loads(f.read_text())["seconds"] for s in stages if (f := out / "stages" / f"{s}.json").exists()}
+    lines += ["stages:"] + [f"  {s:<32} " + (f"{done[s]:.0f} s" if s in done else "-") for s in stages]
+    for kind in cfg.zoo_kinds:
+        z = out / "zoos" / kind
+        if (z / "manifest.json").exists():
+            m = Zoo(z, allow_incomplete=True).manifest
+            lines.append(f"zoo {kind}: {len(m.shards)} shards written" + ("" if m.complete else " (building)"))
+        else: lines.append(f"zoo {kind}: not started")
+        runs = [(_run_dir(out, kind, e, s), _train_config(cfg, e, s).steps) for e in cfg.encoders for s in range(cfg.seeds)]
+        runs = [(rd.name, _steps_done(rd), steps, [m["loss"] for m in _read_metrics(rd / "metrics.jsonl") if m["split"] == "val"])
+                for rd, steps in runs]
+        lines.append(f"runs {kind}: {sum(done == steps for _, done, steps, _ in runs)} of {len(runs)} finished")
+        lines += [f"  {name:<32} {done:>7}/{steps:<7} " + (f"best val {min(val):.4f}" if val else "") for name, done, steps, val in runs]
+    return "\n".join(lines)

@@ -26,7 +26,7 @@ from .lstm import LSTMWeights, lstm_step
 # %% auto #0
 __all__ = ['FunctionFamily', 'min_separating_set', 'min_adaptive_depth', 'indicator_family', 'pointer_chasing_family',
            'pointer_chasing_bounds', 'best_accuracy', 'family_lstm', 'Interrogator', 'TrainedInterrogator',
-           'train_interrogator', 'interrogation_sweep']
+           'train_interrogator', 'interrogation_sweep', 'plot_interrogation']
 
 # %% ../nbs/50_theory.ipynb #791e6953
 @dataclass(frozen=True)
@@ -291,3 +291,25 @@ def interrogation_sweep(family: FunctionFamily, # the functions to identify
         job = import_module("rnn_weightspace.theory")._sweep_job          # the installed function pickles into workers
         with worker_pool(workers) as pool: rows = list(pool.map(job, *zip(*jobs)))
     return pd.DataFrame(rows)
+
+# %% ../nbs/50_theory.ipynb #a1b2c3d5
+def plot_interrogation(summary: pd.DataFrame, # per (kind, L): mean, lowest, highest, best_possible (the sweep's summary)
+                       k: int, # the pointer-chasing depth (2**k functions)
+                       n_seeds: int, # seeds per point (the range is drawn when it is not a single value)
+                       ax=None, # a matplotlib axes (None: a new figure)
+                      ):
+    "The budget sweep: each kind's best possible accuracy (a wide pale line) and its learned interrogators (markers), with the two budgets that matter marked."
+    import matplotlib.pyplot as plt
+    if ax is None: _, ax = plt.subplots(figsize=(7, 4.6), layout="constrained")
+    for (kind, g), color in zip(summary.groupby(level="kind"), ("C0", "C1")):
+        g = g.droplevel("kind")
+        ax.plot(g.index, g.best_possible, "-", color=color, lw=6, alpha=0.25, label=f"{kind}: best possible")
+        spread = (g.highest - g.lowest).max() > 0
+        ax.errorbar(g.index, g["mean"], yerr=[g["mean"] - g.lowest, g.highest - g["mean"]] if spread else None, fmt="o-", color=color,
+                    capsize=3, ms=5, label=f"{kind}: learned (mean of {n_seeds} seed{'s' * (n_seeds > 1)}" + (", range)" if spread else "; all equal)"))
+    ax.axvline(k, color="gray", lw=0.8, label=f"L = k = {k}: enough for the interactive kind")
+    ax.axvline(2 ** (k - 1), color="gray", lw=0.8, ls=":", label=f"$L = 2^{{k-1}}$ = {2 ** (k - 1)}: fixed lists name at most half")
+    ax.set_xscale("log", base=2); ax.set_xlabel("probe budget L (queries)"); ax.set_ylabel("identification accuracy")
+    ax.set_title(f"Learned interrogators on pointer chasing, k = {k} ({2 ** k} RNNs)"); ax.legend(fontsize=7, loc="upper center", bbox_to_anchor=(0.5, -0.16), ncol=2, frameon=False)
+    return ax.figure
+

@@ -8,6 +8,7 @@ Docs: https://rnn-weightspace.github.io/rnn_weightspace/training.html.md"""
 from __future__ import annotations
 
 import hashlib
+import importlib.util
 import io
 import json
 import math
@@ -402,9 +403,38 @@ def _check_out(out: Path, # the run folder
     return state
 
 # %% ../nbs/31_training.ipynb #792521a3
-def _progress(it, total: int, initial: int):
-    from tqdm.auto import tqdm
-    return tqdm(it, total=total, initial=initial, desc="train", unit="step", dynamic_ncols=True)
+class _Follow:
+    "What a user watches during a run: a progress bar with the last training and validation losses, and optionally TensorBoard."
+    def __init__(self, out: Path, metrics: list, start: int, total: int, progress: bool, tensorboard: bool):
+        self.bar = self.board = None
+        if progress:
+            from tqdm.auto import tqdm
+            self.bar = tqdm(total=total, initial=start, desc="train", unit="step", dynamic_ncols=True)
+        if tensorboard:
+            from torch.utils.tensorboard import SummaryWriter       # checked by `train` before anything is written
+            self.board = SummaryWriter(str(out / "tensorboard"))     # a resumed run adds an event file beside the first
+        self.written = len(metrics)                                  # a resumed run's metrics are in TensorBoard already
+
+    def step(self): 
+        if self.bar is not None: self.bar.update()
+
+    def update(self, metrics: list):
+        "Show the newest losses (called after each logged step and each evaluation)."
+        if self.bar is not None:
+            last = {m["split"]: m for m in metrics}                  # the last row of each split
+            post = {"loss": f"{last['train']['loss']:.4f}"} if "train" in last else {}
+            if "val" in last: post["val"] = f"{last['val']['loss']:.4f} (step {last['val']['step']})"
+            self.bar.set_postfix(post, refresh=False)
+        if self.board is not None:
+            for m in metrics[self.written:]:
+                self.board.add_scalar(f"loss/{m['split']}", m["loss"], m["step"])
+                for part, v in m.get("grad_norms", {}).items(): self.board.add_scalar(f"grad_norm/{part}", v, m["step"])
+            self.board.flush()
+        self.written = len(metrics)
+
+    def close(self):
+        if self.bar is not None: self.bar.close()
+        if self.board is not None: self.board.close()
 
 def _writing(path: Path, write, step: int | None = None) -> None:
     "Run `write()` (which writes `path`); an `OSError` (disk full, permissions) becomes one line that says what is kept."
@@ -487,7 +517,8 @@ class _RunState:
         return run
 
 # %% ../nbs/31_training.ipynb #59497e48
-def _train(full, zoo, fingerprint, models, config, out, device, resume, progress, max_steps, figures, dist: DistInfo) -> "Run":
+def _train(full, zoo, fingerprint, models, config, out, device, resume, progress, max_steps, figures, dist: DistInfo,
+           tensorboard: bool = False) -> "Run":
     out, device, main = Path(out), torch.device(device), dist.is_main
     ck_dir = out / "checkpoints"
     has_checkpoint = broadcast_object((ck_dir / "last.pt").exists())                  # decided once, before rank 0 writes
@@ -507,14 +538,15 @@ def _train(full, zoo, fingerprint, models, config, out, device, resume, progress
     # data parallel: the same models on every rank, gradients averaged by DistributedDataParallel
     wrap = (lambda m: nn.parallel.DistributedDataParallel(m)) if dist.distributed else (lambda m: m)
     enc_p, emu_p = (wrap(enc) if enc is not None else None), wrap(emu)
+    follow = _Follow(out, run_state.metrics, start, config.steps, progress and main, tensorboard and main)
     if start == 0 and not has_checkpoint: run_state.evaluate(0, evals, config, device, dist)   # the untrained encoder: step 0
+    follow.update(run_state.metrics)
     end = config.steps if max_steps is None else min(config.steps, start + max_steps)
-    bar = _progress(range(start, end), total=config.steps, initial=start) if progress and main else range(start, end)
     autocast = torch.autocast("cuda", dtype=torch.bfloat16) if config.amp else nullcontext()
     t0, window, metrics = time.perf_counter(), [], run_state.metrics
     mine = slice(dist.rank, None, dist.world_size)                                 # this rank's share of every batch
     for m in modules: m.train()
-    for step in bar:
+    for step in range(start, end):
         torch.manual_seed(derive_seed(config.seed, "step", step))                  # dropout and anything else random
         ds.set_epoch(step)                                                          # which stored rollouts
         b = _to(ds.batch(batch_indices(len(ds), config.batch_size, config.seed, step)[mine]), device)
@@ -540,12 +572,15 @@ def _train(full, zoo, fingerprint, models, config, out, device, resume, progress
         if log:
             metrics.append({"step": done, "split": "train", "loss": float(np.mean(window)), "seconds": time.perf_counter() - t0,
                             "grad_norms": norms})
-            if progress and main: bar.set_postfix(loss=f"{np.mean(window):.4f}")
             window = []
+        follow.step()
         if done % config.eval_every == 0 or done == config.steps:
-            if run_state.evaluate(done, evals, config, device, dist): break
+            stop = run_state.evaluate(done, evals, config, device, dist)
+            follow.update(metrics)
+            if stop: break
         elif done == end: run_state.checkpoint(done, False)                        # a `max_steps` budget ends: keep its steps
-    if progress and main and hasattr(bar, "close"): bar.close()
+        if log: follow.update(metrics)
+    follow.close()
     return run_state.finish(zoo, config, figures, device)
 
 # %% ../nbs/31_training.ipynb #cf79a505
@@ -555,13 +590,16 @@ def train(zoo: Zoo | str | Path, # the zoo (or its folder) to train on: its trai
           out: str | Path, # the run folder (created; must be new unless `resume`)
           device: str | torch.device | None = None, # default: CUDA if available (under torchrun: this rank's GPU)
           resume: bool = False, # continue the run in `out` from its last checkpoint
-          progress: bool = True, # a progress bar (step, loss, ETA)
+          progress: bool = True, # a progress bar (step, ETA, the last training loss and validation loss)
           max_steps: int | None = None, # stop after this many steps of this call (a budget; the run stays resumable)
           figures: bool = True, # when the run ends, write its figures into the folder (`save_figures`)
           distributed: bool | None = None, # None: data parallel when torchrun started several processes; True: require it; False: never
+          tensorboard: bool = False, # also log the losses and gradient norms for TensorBoard, in `out/tensorboard` (`pip install tensorboard`)
          ) -> "Run":
     "Train `config.encoder` with an emulator on `zoo`; returns the run."
     out, device = Path(out), get_device(device)
+    if tensorboard and importlib.util.find_spec("tensorboard") is None:
+        raise RNNWSError("tensorboard=True (--tensorboard) needs the tensorboard package: pip install tensorboard")
     group = process_group(device, required=bool(distributed)) if distributed is not False else nullcontext((DistInfo(), device))
     with group as (dist, device):
         # everything that can be checked is checked before anything is created: a run that fails here leaves no trace
@@ -589,7 +627,7 @@ def train(zoo: Zoo | str | Path, # the zoo (or its folder) to train on: its trai
                 try: stack.enter_context(folder_lock(out, "training run"))
                 except OSError as e: raise RNNWSError(f"{out}: cannot create the run folder ({e.strerror})") from None
             _on_main(dist, lambda: _check_out(out, resume))                          # again, now that the folder is ours
-            return _train(zoo, view, fingerprint, models, config, out, device, resume, progress, max_steps, figures, dist)
+            return _train(zoo, view, fingerprint, models, config, out, device, resume, progress, max_steps, figures, dist, tensorboard)
 
 # %% ../nbs/31_training.ipynb #add594c8
 _MOVED = {"Run": "runs", "save_embeddings": "runs", "load_embeddings": "runs", "save_figures": "runs"}

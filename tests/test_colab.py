@@ -28,7 +28,8 @@ def test_colab_badge_install_cell_and_gpu_runtime(nb):
 # `get_device()` picks the GPU when there is one (named without their numbers, which change when notebooks are added)
 USER_FACING = sorted(p for p in NOTEBOOKS if p.stem.split("_", 1)[1] in {
     "zoo.train", "zoo.sequential_mnist", "encoders.base", "encoders.stats", "encoders.flat", "encoders.transformer", "encoders.dws",
-    "encoders.probing", "study", "tutorial_five_minutes", "tutorial_your_own_rnns", "tutorial_paper_scale"})
+    "encoders.probing", "study", "fidelity", "theory", "pretrained", "tutorial_five_minutes", "tutorial_your_own_rnns",
+    "tutorial_paper_scale"})
 
 
 @pytest.mark.parametrize("nb", USER_FACING, ids=lambda p: p.stem)
@@ -52,3 +53,17 @@ def test_nbdev_clean_keeps_the_colab_metadata(tmp_path):
     subprocess.run([sys.executable, "-c", clean, str(work / src.name)], check=True, cwd=NBS.parent)
     md = json.loads((work / src.name).read_text())["metadata"]
     assert md.get("accelerator") == "GPU" and "colab" in md and "language_info" not in md
+
+
+@pytest.mark.parametrize("nb", USER_FACING, ids=lambda p: p.stem)
+def test_run_all_keeps_what_the_reader_built(nb):
+    "A notebook writes into `workdir(...)` and deletes it only under test; long or GPU-only work is guarded by its settings."
+    code = ["".join(c["source"]) for c in json.loads(nb.read_text())["cells"] if c["cell_type"] == "code"]
+    for c in code:
+        if c.startswith("#| export"): continue                        # the library's own code (e.g. overwrite=True)
+        for line in c.splitlines():
+            if "rmtree(" in line and not line.lstrip().startswith("#"):
+                assert "if in_test()" in line, f"{nb.name}: deletes outside the test suite: {line.strip()}"
+            assert 'device="cuda"' not in line, f"{nb.name}: a cell asks for CUDA whatever the runtime: {line.strip()}"
+    assert [c for c in code[1:] if "#| eval: false" in c] == [], "only the install cell is left out of Run all"
+    if any("os.chdir(" in c for c in code): assert any("workdir(" in c for c in code)

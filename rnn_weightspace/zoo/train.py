@@ -388,7 +388,7 @@ def build_zoo(config, # the recipe (a `ZooRecipe`): `FormalLanguageZooConfig`, `
               resume: bool = False, # continue an interrupted build of the same config (with any number of processes)
               batch_runs: int | None = None, # runs per batched computation (default: 250 on CUDA, one shard on CPU)
               progress: bool = True, # show a progress bar (runs done, ETA; rank 0 only)
-              max_shards: int | None = None, # stop after writing this many shards in this call, per rank (for tests/chunked jobs)
+              max_shards: int | None = None, # stop after writing this many shards in this call, per rank (for tests, or a build in chunks)
               distributed: bool | None = None, # None: share the work when torchrun started several processes; True: require it; False: never
              ) -> Zoo:
     "Train (or finish) a zoo in `out` and return it opened."
