@@ -66,7 +66,7 @@ def export_encoder(run: Run | str | Path, # a trained run (or its folder)
     enc, emu = _models(run.config, run.info["zoo"])
     _load_state(enc, ck["encoder"], f, "encoder"); _load_state(emu, ck["emulator"], f, "emulator")   # they fit: checked before writing
     card = {"format": FORMAT, "format_version": FORMAT_VERSION, "encoder": run.config.encoder, "train_config": run.config.to_dict(),
-            "zoo": {k: run.info["zoo"][k] for k in ("kind", "name", "model_spec", "n_checkpoints")},
+            "zoo": {**{k: run.info["zoo"][k] for k in ("kind", "name", "model_spec", "n_checkpoints")}, "tasks": _task_splits(run)},
             "checkpoint": {"which": which, "step": ck["step"], "val_loss": ck["best"] if which == "best" else None},
             "library": __version__, "description": description}
     with atomic_folder(out, "exporting") as tmp:
@@ -76,6 +76,13 @@ def export_encoder(run: Run | str | Path, # a trained run (or its folder)
         (tmp / "config.json").write_text(json.dumps(card, indent=1) + "\n")
         (tmp / "README.md").write_text(_card(card))
     return Path(out)
+
+def _task_splits(run: Run) -> dict[str, list] | None:
+    "The tasks of each split of the zoo a run trained on (None if that zoo is no longer where the run says)."
+    try: md = Zoo(run.info["zoo"]["path"]).metadata
+    except RNNWSError: return None
+    key = lambda t: tuple(t) if isinstance(t, (list, tuple, np.ndarray)) else t         # offsets (formal languages) or an angle
+    return {s: sorted({key(t) for t in md.task[md.split == s]}) for s in ("train", "val", "ood")}
 
 def _models(config: TrainConfig, zoo_info: dict) -> tuple[WeightEncoder, Emulator]:
     "A run's encoder and emulator, built from what a run records of its zoo (its kind and architecture) without the zoo."
@@ -115,6 +122,12 @@ class PretrainedEncoder:
             module.to(self.device).eval()
 
     @property
+    def seen_tasks(self) -> set[tuple] | None:
+        "The tasks of the models the encoder trained on (the train split of its zoo; None if the export did not record them)."
+        tasks = self.card["zoo"].get("tasks")
+        return None if tasks is None else {tuple(t) if isinstance(t, list) else t for t in tasks["train"]}
+
+    @property
     def name(self) -> str:
         "The encoder's name and the zoo it trained on, e.g. `probe-static/formal-languages-small`."
         return f"{self.card['encoder']}/{self.card['zoo']['name']}"
@@ -129,7 +142,9 @@ class PretrainedEncoder:
     def __repr__(self) -> str:
         ck = self.card["checkpoint"]
         val = f", validation loss {ck['val_loss']:.4f}" if ck.get("val_loss") is not None else ""
-        return f"PretrainedEncoder {self.name}: {self.card['zoo']['model_spec']} models, step {ck['step']}{val} ({self.folder})"
+        where = self.folder
+        if where.is_relative_to(_shipped()): where = f"shipped: {where.relative_to(_shipped()).as_posix()}"   # no machine path in outputs
+        return f"PretrainedEncoder {self.name}: {self.card['zoo']['model_spec']} models, step {ck['step']}{val} ({where})"
 
 # %% ../nbs/34_pretrained.ipynb #c941bfab
 def _shipped() -> Path: return Path(str(files("rnn_weightspace") / "data" / "pretrained"))
@@ -226,5 +241,10 @@ def _from_pretrained(cls, name: str | Path, # a folder, a shipped encoder ("prob
         return load_pretrained(*str(name).split("/"), device=device)
     return cls(_fetch(str(name), "model", hub, revision), device)
 
-PretrainedEncoder.from_pretrained = _from_pretrained
-PretrainedEncoder.push_to_hub = lambda self, repo_id, **kw: push_to_hub(self, repo_id, **kw)
+def _push_to_hub(self, repo_id: str, # "user/name"
+                 **kwargs, # the options of `push_to_hub`: hub, overwrite, private, token
+                ) -> str: # where it went: a folder of the folder hub, or the commit's URL on the Hugging Face Hub
+    "Publish this encoder's folder as a model repository (`push_to_hub`); returns where it went."
+    return push_to_hub(self, repo_id, **kwargs)
+
+PretrainedEncoder.from_pretrained, PretrainedEncoder.push_to_hub = _from_pretrained, _push_to_hub

@@ -180,6 +180,7 @@ def _train_stage(out: Path, cfg: StudyConfig, device, log, progress: bool = Fals
         for run_dir, secs in run_jobs("_train_job", args, cfg.workers, ordered=False):
             log(f"  trained {Path(run_dir).parent.name}/{Path(run_dir).name} in {secs:.0f} s")
 
+# %% ../nbs/41_study.ipynb #57e95d02
 def _steps_done(run_dir: Path) -> int:
     "The last logged training step of a run folder (0 before its first log), read from its `metrics.jsonl`."
     try: lines = (run_dir / "metrics.jsonl").read_text().splitlines()
