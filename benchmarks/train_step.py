@@ -11,8 +11,13 @@ and timed per part:
   optimizer   gradient clipping per module + AdamW step.
 
 Rows: every encoder and the weight-blind emulator, at the given sizes, one process and one torch thread per row
-(--threads to change). The baseline column is the authors' code measured on an idle 2-core machine of this kind
-(`shared/reference/baselines.md`): their full training steps per second at the paper size on formal languages.
+(--threads to change). At the paper size each encoder also gets a `released` row, measured in the same run: the
+authors' training step structured as their released code is (`released_baseline.py`: one model per process, their
+memory-mapped data path and DataLoader, the parameter dict and its permutation augmentation, the probing encoders'
+probed RNNs through `torch.func.functional_call` under `vmap`), and the `ratio` column is ours / released in steps
+per second. (The authors' own code, measured on another day on a machine of this kind, gave 6.1, 7.75, 2.1, 3.2 and
+3.15 steps/s for layer-wise statistics, flat, DWS, static and interactive probing: `shared/reference/baselines.md`;
+numbers from different runs are not compared here.)
 
 Usage:
   python benchmarks/train_step.py --zoo ZOO_DIR                 # paper and small sizes on an existing zoo
@@ -32,7 +37,7 @@ import time
 from dataclasses import replace
 from pathlib import Path
 
-AUTHORS_STEPS_PER_S = {"layerwise-stats": 6.1, "flat": 7.75, "dws": 2.1, "probe-static": 3.2, "probe-interactive": 3.15}
+RELEASED = ("layerwise-stats", "flat", "param-transformer", "dws", "probe-static", "probe-interactive")   # the paper's six
 PARTS = ("data", "augment", "encoder fwd", "emulator fwd", "backward", "optimizer")
 
 
@@ -87,6 +92,30 @@ def measure(case: dict) -> dict:
     return {**case, **med, "total": total, "params": enc.n_params if enc is not None else 0}
 
 
+def measure_released(case: dict) -> dict:
+    "The same timings for the released-style step (`released_baseline.ReleasedStep`) of `case['encoder']` at the paper size."
+    import torch
+    torch.set_num_threads(case["threads"])
+    sys.path.insert(0, str(Path(__file__).parent))
+    from released_baseline import ReleasedStep
+    from rnn_weightspace.zoo.reader import Zoo
+    with tempfile.TemporaryDirectory() as d:
+        r = ReleasedStep(Zoo(case["zoo"]), case["encoder"], Path(d), batch_size=case["batch"])
+        times = {p: [] for p in PARTS}
+        for s in range(case["warmup"] + case["steps"]):
+            t = [time.perf_counter()]
+            b = r.next_batch(); t.append(time.perf_counter()); t.append(t[-1])   # data; augmentation is inside the encoder's part
+            z = r.encode(b); t.append(time.perf_counter())
+            loss = r.emulation_loss(z, b); t.append(time.perf_counter())
+            r.opt.zero_grad(set_to_none=True); loss.backward(); t.append(time.perf_counter())
+            r.clip_and_step(); t.append(time.perf_counter())
+            if s >= case["warmup"]:
+                for p, a, c in zip(PARTS, t[:-1], t[1:]): times[p].append((c - a) * 1000)
+    med = {p: statistics.median(v) for p, v in times.items()}
+    total = statistics.median([sum(v[i] for v in times.values()) for i in range(case["steps"])])
+    return {**case, **med, "total": total, "params": sum(p.numel() for p in r.encoder.parameters())}
+
+
 def small_zoo(folder: Path, kind: str = "formal-languages") -> str:
     from rnn_weightspace.zoo.sequential_mnist import SequentialMNISTZooConfig
     from rnn_weightspace.zoo.train import FormalLanguageZooConfig, build_zoo
@@ -109,31 +138,35 @@ def main():
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--device", default="cpu")
     p.add_argument("--out", type=Path, default=None)
+    p.add_argument("--no-released", action="store_true", help="leave out the released-style baseline rows")
     a = p.parse_args()
     os.environ["OMP_NUM_THREADS"] = os.environ["MKL_NUM_THREADS"] = str(a.threads)
     from rnn_weightspace.encoders.base import ENCODERS
     tmp = tempfile.TemporaryDirectory()
     zoo = str(a.zoo) if a.zoo else small_zoo(Path(tmp.name), a.zoo_kind)
-    cases = [dict(zoo=zoo, size=s, encoder=e, batch=a.batch, steps=a.steps, warmup=a.warmup, threads=a.threads, device=a.device)
-             for s in a.sizes for e in [*(a.encoders or ENCODERS), "weight-blind"]]
+    cases = [dict(zoo=zoo, size=s, encoder=e, impl="ours", batch=a.batch, steps=a.steps, warmup=a.warmup, threads=a.threads,
+                  device=a.device) for s in a.sizes for e in [*(a.encoders or ENCODERS), "weight-blind"]]
+    if a.device == "cpu" and not a.no_released:                                # the released-style step, in the same run
+        cases = [x for c in cases for x in ([c, {**c, "impl": "released"}] if c["size"] == "paper" and c["encoder"] in RELEASED else [c])]
     rows, ctx = [], mp.get_context("spawn")
     for c in cases:
-        with ctx.Pool(1) as pool: r = pool.apply(measure, (c,))
+        with ctx.Pool(1) as pool: r = pool.apply(measure if c["impl"] == "ours" else measure_released, (c,))
         rows.append(r)
-        print(f"  {r['size']:<6} {r['encoder']:<18} {r['total']:8.1f} ms/step", file=sys.stderr, flush=True)
+        print(f"  {r['size']:<6} {r['encoder']:<18} {r['impl']:<9} {r['total']:8.1f} ms/step", file=sys.stderr, flush=True)
     import torch
     from rnn_weightspace.zoo.reader import Zoo
     z = Zoo(zoo)
     dev = torch.cuda.get_device_name() if a.device.startswith("cuda") else f"{platform.machine()} CPU, {a.threads} thread(s)"
     print(f"\nTraining step, batch {a.batch} RNN checkpoints x 1 rollout, zoo {z.manifest.get('name')} ({z.manifest.get('kind')}), "
           f"{dev}, torch {torch.__version__}; median of {a.steps} steps, ms\n")
-    head = "| size | encoder | " + " | ".join(PARTS) + " | step | steps/s | data share | authors' steps/s | ratio |"
+    head = "| size | encoder | step of | " + " | ".join(PARTS) + " | step | steps/s | data share | ratio ours / released |"
     print(head); print("|---" * (head.count("|") - 1) + "|")
+    released = {(r["size"], r["encoder"]): r["total"] for r in rows if r["impl"] == "released"}
     for r in rows:
-        base = AUTHORS_STEPS_PER_S.get(r["encoder"]) if r["size"] == "paper" and a.batch == 64 and z.manifest.get("kind") == "formal-languages" else None
-        sps = 1000 / r["total"]
-        print(f"| {r['size']} | {r['encoder']} | " + " | ".join(f"{r[p]:.1f}" for p in PARTS)
-              + f" | {r['total']:.1f} | {sps:.2f} | {100 * r['data'] / r['total']:.1f}% | {base or '—'} | {f'{sps / base:.2f}' if base else '—'} |")
+        sps, base = 1000 / r["total"], released.get((r["size"], r["encoder"]))
+        ratio = f"**{base / r['total']:.2f}**" if base and r["impl"] == "ours" else "—"
+        print(f"| {r['size']} | {r['encoder']} | {r['impl']} | " + " | ".join(f"{r[p]:.1f}" for p in PARTS)
+              + f" | {r['total']:.1f} | {sps:.2f} | {100 * r['data'] / r['total']:.1f}% | {ratio} |")
     out = a.out or Path(__file__).parent / "results" / f"train_step_{a.device.split(':')[0]}_{a.threads}t.json"
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps({"device": dev, "torch": torch.__version__, "rows": rows}, indent=1))
