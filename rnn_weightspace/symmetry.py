@@ -67,6 +67,19 @@ def _fields(w: LSTMWeights) -> dict[str, list[Tensor] | Tensor]:
                 bias_hh=list(w.bias_hh), weight_out=w.weight_out, bias_out=w.bias_out)
 
 # %% ../nbs/02_symmetry.ipynb #debfe8a3
+def _permute_shared(w: LSTMWeights, l: int, perm: Tensor, parts: set[str]) -> LSTMWeights:
+    "`permute_hidden` with one permutation `[H]` for every model: `index_select` instead of a gather per model (same values)."
+    t, H = _fields(w), w.hidden_size
+    if "rows" in parts:
+        rows = torch.cat([perm + k * H for k in range(w.spec.gates)])   # [G*H]
+        for f in ("weight_ih", "weight_hh"): t[f][l] = t[f][l].index_select(-2, rows)
+        for f in ("bias_ih", "bias_hh"): t[f][l] = t[f][l].index_select(-1, rows)
+    if "recurrent_columns" in parts: t["weight_hh"][l] = t["weight_hh"][l].index_select(-1, perm)
+    if "next_columns" in parts:
+        if l + 1 < w.num_layers: t["weight_ih"][l + 1] = t["weight_ih"][l + 1].index_select(-1, perm)
+        else: t["weight_out"] = t["weight_out"].index_select(-1, perm)
+    return _rebuild(w, t)
+
 def permute_hidden(w: LSTMWeights, # the models, batch shape `B`
                    layer: int, # the LSTM layer whose hidden units are permuted (negative counts from the top)
                    perm: Tensor, # `[*B, H]` or `[H]` integers: new unit j = old unit `perm[..., j]`
@@ -75,9 +88,11 @@ def permute_hidden(w: LSTMWeights, # the models, batch shape `B`
                   ) -> LSTMWeights:
     "Permute the hidden units of `layer` of every model with its own permutation; returns a new container."
     parts, l, H = _parts(parts), _layer(w, layer), w.hidden_size
+    shared = torch.as_tensor(perm).ndim == 1                           # one permutation for the whole batch: plain indexing
     perm = _per_model(perm, w, "perm")                                 # [*B, H]
     if check: _check_perm(perm)
     perm = perm.long()
+    if shared: return _permute_shared(w, l, perm.reshape(-1, H)[0], parts)
     t = _fields(w)
     if "rows" in parts:
         rows = torch.cat([perm + k * H for k in range(w.spec.gates)], -1)   # [*B, G*H]: the same perm in every gate block
@@ -197,7 +212,8 @@ def apply(self: HiddenSymmetry, w: LSTMWeights, # the models; their batch shape 
         raise RNNWSError(f"{self!r} does not fit models with {w.num_layers} layers of {w.hidden_size} units")
     if check: self.validate()
     for l in range(self.num_layers):
-        w = flip_signs(permute_hidden(w, l, self.perms[l], parts, check=False), l, self.signs[l], parts, check=False)
+        w = permute_hidden(w, l, self.perms[l], parts, check=False)
+        if not bool((self.signs[l] == 1).all()): w = flip_signs(w, l, self.signs[l], parts, check=False)   # x * 1 is x: skipped
     return w
 
 @patch
