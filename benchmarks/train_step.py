@@ -11,8 +11,9 @@ and timed per part:
   optimizer   gradient clipping per module + AdamW step.
 
 Rows: every encoder and the weight-blind emulator, at the given sizes, one process and one torch thread per row
-(--threads to change). At the paper size each encoder also gets a `released` row, measured in the same run: the
-authors' training step structured as their released code is (`released_baseline.py`: one model per process, their
+(--threads to change). At the paper size each encoder also gets a `released` row, measured in the same process,
+alternating with ours step by step (machine noise hits both alike): the authors' training step structured as their
+released code is (`released_baseline.py`: one model trained at a time, their
 memory-mapped data path and DataLoader, the parameter dict and its permutation augmentation, the probing encoders'
 probed RNNs through `torch.func.functional_call` under `vmap`), and the `ratio` column is ours / released in steps
 per second. (The authors' own code, measured on another day on a machine of this kind, gave 6.1, 7.75, 2.1, 3.2 and
@@ -41,7 +42,8 @@ RELEASED = ("layerwise-stats", "flat", "param-transformer", "dws", "probe-static
 PARTS = ("data", "augment", "encoder fwd", "emulator fwd", "backward", "optimizer")
 
 
-def measure(case: dict) -> dict:
+def ours_stepper(case: dict):
+    "One training step of `train` for `case`, as a function of the step number returning its part times (ms); and the encoder's size."
     import torch
     torch.set_num_threads(case["threads"])
     from torch import nn
@@ -63,9 +65,8 @@ def measure(case: dict) -> dict:
     ds = ZooDataset(zoo.split("train"), n_rollouts=1, targets=[], seed=0)
     domain = input_domain(zoo)
     perms, signs = augmentation(cfg, enc)
-    times = {p: [] for p in PARTS}
 
-    def step(s: int, record: bool):
+    def step(s: int) -> list[float]:
         t = [time.perf_counter()]
         def mark(): sync(); t.append(time.perf_counter())
         torch.manual_seed(s); ds.set_epoch(s)
@@ -82,38 +83,48 @@ def measure(case: dict) -> dict:
         opt.zero_grad(set_to_none=True); loss.backward(); mark()
         for m in modules: nn.utils.clip_grad_norm_(m.parameters(), cfg.clip)
         opt.step(); mark()
-        if record:
-            for p, a, c in zip(PARTS, t[:-1], t[1:]): times[p].append((c - a) * 1000)
-
-    for s in range(case["warmup"]): step(s, False)
-    for s in range(case["warmup"], case["warmup"] + case["steps"]): step(s, True)
-    med = {p: statistics.median(v) for p, v in times.items()}
-    total = statistics.median([sum(v[i] for v in times.values()) for i in range(case["steps"])])
-    return {**case, **med, "total": total, "params": enc.n_params if enc is not None else 0}
+        return [(c - a) * 1000 for a, c in zip(t[:-1], t[1:])]
+    return step, enc.n_params if enc is not None else 0
 
 
-def measure_released(case: dict) -> dict:
-    "The same timings for the released-style step (`released_baseline.ReleasedStep`) of `case['encoder']` at the paper size."
+def released_stepper(case: dict, folder: Path):
+    "The released-style step (`released_baseline.ReleasedStep`) of `case['encoder']` at the paper size, as `ours_stepper`."
     import torch
     torch.set_num_threads(case["threads"])
     sys.path.insert(0, str(Path(__file__).parent))
     from released_baseline import ReleasedStep
     from rnn_weightspace.zoo.reader import Zoo
+    r = ReleasedStep(Zoo(case["zoo"]), case["encoder"], folder, batch_size=case["batch"])
+
+    def step(s: int) -> list[float]:
+        t = [time.perf_counter()]
+        b = r.next_batch(); t.append(time.perf_counter()); t.append(t[-1])    # data; augmentation is inside the encoder's part
+        z = r.encode(b); t.append(time.perf_counter())
+        loss = r.emulation_loss(z, b); t.append(time.perf_counter())
+        r.opt.zero_grad(set_to_none=True); loss.backward(); t.append(time.perf_counter())
+        r.clip_and_step(); t.append(time.perf_counter())
+        return [(c - a) * 1000 for a, c in zip(t[:-1], t[1:])]
+    return step, sum(p.numel() for p in r.encoder.parameters())
+
+
+def _row(case: dict, impl: str, times: list[list[float]], params: int) -> dict:
+    "Median of every part and of the whole step over the timed steps."
+    med = {p: statistics.median(t[i] for t in times) for i, p in enumerate(PARTS)}
+    return {**case, "impl": impl, **med, "total": statistics.median(sum(t) for t in times), "params": params}
+
+
+def measure(case: dict) -> list[dict]:
+    """Our step alone; or, with `case['released']`, ours and the released-style step in one process, alternating step by
+    step (which one goes first alternates too), so that both see the same machine."""
+    steppers = {"ours": ours_stepper(case)}
     with tempfile.TemporaryDirectory() as d:
-        r = ReleasedStep(Zoo(case["zoo"]), case["encoder"], Path(d), batch_size=case["batch"])
-        times = {p: [] for p in PARTS}
+        if case.get("released"): steppers["released"] = released_stepper(case, Path(d))
+        times = {k: [] for k in steppers}
         for s in range(case["warmup"] + case["steps"]):
-            t = [time.perf_counter()]
-            b = r.next_batch(); t.append(time.perf_counter()); t.append(t[-1])   # data; augmentation is inside the encoder's part
-            z = r.encode(b); t.append(time.perf_counter())
-            loss = r.emulation_loss(z, b); t.append(time.perf_counter())
-            r.opt.zero_grad(set_to_none=True); loss.backward(); t.append(time.perf_counter())
-            r.clip_and_step(); t.append(time.perf_counter())
-            if s >= case["warmup"]:
-                for p, a, c in zip(PARTS, t[:-1], t[1:]): times[p].append((c - a) * 1000)
-    med = {p: statistics.median(v) for p, v in times.items()}
-    total = statistics.median([sum(v[i] for v in times.values()) for i in range(case["steps"])])
-    return {**case, **med, "total": total, "params": sum(p.numel() for p in r.encoder.parameters())}
+            for k in (list(steppers) if s % 2 == 0 else list(steppers)[::-1]):
+                t = steppers[k][0](s)
+                if s >= case["warmup"]: times[k].append(t)
+    return [_row(case, k, times[k], steppers[k][1]) for k in steppers]
 
 
 def small_zoo(folder: Path, kind: str = "formal-languages") -> str:
@@ -144,15 +155,14 @@ def main():
     from rnn_weightspace.encoders.base import ENCODERS
     tmp = tempfile.TemporaryDirectory()
     zoo = str(a.zoo) if a.zoo else small_zoo(Path(tmp.name), a.zoo_kind)
-    cases = [dict(zoo=zoo, size=s, encoder=e, impl="ours", batch=a.batch, steps=a.steps, warmup=a.warmup, threads=a.threads,
-                  device=a.device) for s in a.sizes for e in [*(a.encoders or ENCODERS), "weight-blind"]]
-    if a.device == "cpu" and not a.no_released:                                # the released-style step, in the same run
-        cases = [x for c in cases for x in ([c, {**c, "impl": "released"}] if c["size"] == "paper" and c["encoder"] in RELEASED else [c])]
+    cases = [dict(zoo=zoo, size=s, encoder=e, batch=a.batch, steps=a.steps, warmup=a.warmup, threads=a.threads, device=a.device,
+                  released=a.device == "cpu" and not a.no_released and s == "paper" and e in RELEASED)   # the released-style step beside ours
+             for s in a.sizes for e in [*(a.encoders or ENCODERS), "weight-blind"]]
     rows, ctx = [], mp.get_context("spawn")
     for c in cases:
-        with ctx.Pool(1) as pool: r = pool.apply(measure if c["impl"] == "ours" else measure_released, (c,))
-        rows.append(r)
-        print(f"  {r['size']:<6} {r['encoder']:<18} {r['impl']:<9} {r['total']:8.1f} ms/step", file=sys.stderr, flush=True)
+        with ctx.Pool(1) as pool: got = pool.apply(measure, (c,))
+        rows += got
+        for r in got: print(f"  {r['size']:<6} {r['encoder']:<18} {r['impl']:<9} {r['total']:8.1f} ms/step", file=sys.stderr, flush=True)
     import torch
     from rnn_weightspace.zoo.reader import Zoo
     z = Zoo(zoo)
