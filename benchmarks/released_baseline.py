@@ -19,7 +19,6 @@ encoders differ in how they run, which is what their speed depends on.
 """
 from __future__ import annotations
 
-import math
 from pathlib import Path
 
 import numpy as np
@@ -61,12 +60,8 @@ class ReleasedDataset(torch.utils.data.Dataset):
 
 
 def unflatten(flat: Tensor, spec) -> dict[str, Tensor]:
-    "The flat vectors `[B, P]` as a dict of named tensors `[B, ...]` (nn.LSTM order, then the readout)."
-    out, i = {}, 0
-    for name, shape in spec.layout:
-        n = math.prod(shape)
-        out[name] = flat[:, i:i + n].reshape(-1, *shape); i += n
-    return out
+    "The flat vectors `[B, P]` as a dict of named tensors `[B, ...]` (nn.LSTM order, then the readout), split anew every step."
+    return LSTMWeights.from_flat(flat, spec).state_dict()
 
 
 def permute_neurons(p: dict[str, Tensor], spec) -> dict[str, Tensor]:

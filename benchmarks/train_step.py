@@ -38,7 +38,6 @@ import time
 from dataclasses import replace
 from pathlib import Path
 
-RELEASED = ("layerwise-stats", "flat", "param-transformer", "dws", "probe-static", "probe-interactive")   # the paper's six
 PARTS = ("data", "augment", "encoder fwd", "emulator fwd", "backward", "optimizer")
 
 
@@ -152,11 +151,11 @@ def main():
     p.add_argument("--no-released", action="store_true", help="leave out the released-style baseline rows")
     a = p.parse_args()
     os.environ["OMP_NUM_THREADS"] = os.environ["MKL_NUM_THREADS"] = str(a.threads)
-    from rnn_weightspace.encoders.base import ENCODERS
+    from rnn_weightspace.encoders.base import ENCODERS, PAPER_ENCODERS
     tmp = tempfile.TemporaryDirectory()
     zoo = str(a.zoo) if a.zoo else small_zoo(Path(tmp.name), a.zoo_kind)
     cases = [dict(zoo=zoo, size=s, encoder=e, batch=a.batch, steps=a.steps, warmup=a.warmup, threads=a.threads, device=a.device,
-                  released=a.device == "cpu" and not a.no_released and s == "paper" and e in RELEASED)   # the released-style step beside ours
+                  released=a.device == "cpu" and not a.no_released and s == "paper" and e in PAPER_ENCODERS)   # the released-style step beside ours
              for s in a.sizes for e in [*(a.encoders or ENCODERS), "weight-blind"]]
     rows, ctx = [], mp.get_context("spawn")
     for c in cases:

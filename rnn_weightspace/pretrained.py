@@ -26,6 +26,7 @@ from .families import as_manifest
 from .lstm import LSTMSpec
 from .runs import Run, embed_zoo, readable_zoo
 from .training import TrainConfig, _load_checkpoint, _load_state, build_models
+from .zoo.format import _key, task_splits
 from .zoo.reader import Zoo
 
 # %% auto #0
@@ -78,11 +79,10 @@ def export_encoder(run: Run | str | Path, # a trained run (or its folder)
     return Path(out)
 
 def _task_splits(run: Run) -> dict[str, list] | None:
-    "The tasks of each split of the zoo a run trained on (None if that zoo is no longer where the run says)."
-    try: md = Zoo(run.info["zoo"]["path"]).metadata
+    "The tasks of each split of the zoo a run trained on, from its manifest (None if that zoo is no longer where the run says)."
+    try: split_of = task_splits(Zoo(run.info["zoo"]["path"]).manifest)          # task -> split
     except RNNWSError: return None
-    key = lambda t: tuple(t) if isinstance(t, (list, tuple, np.ndarray)) else t         # offsets (formal languages) or an angle
-    return {s: sorted({key(t) for t in md.task[md.split == s]}) for s in ("train", "val", "ood")}
+    return {s: sorted(t for t, where in split_of.items() if where == s) for s in ("train", "val", "ood")}
 
 def _models(config: TrainConfig, zoo_info: dict) -> tuple[WeightEncoder, Emulator]:
     "A run's encoder and emulator, built from what a run records of its zoo (its kind and architecture) without the zoo."
@@ -125,7 +125,7 @@ class PretrainedEncoder:
     def seen_tasks(self) -> set[tuple] | None:
         "The tasks of the models the encoder trained on (the train split of its zoo; None if the export did not record them)."
         tasks = self.card["zoo"].get("tasks")
-        return None if tasks is None else {tuple(t) if isinstance(t, list) else t for t in tasks["train"]}
+        return None if tasks is None else {_key(t) for t in tasks["train"]}
 
     @property
     def name(self) -> str:

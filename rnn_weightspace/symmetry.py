@@ -67,18 +67,11 @@ def _fields(w: LSTMWeights) -> dict[str, list[Tensor] | Tensor]:
                 bias_hh=list(w.bias_hh), weight_out=w.weight_out, bias_out=w.bias_out)
 
 # %% ../nbs/02_symmetry.ipynb #debfe8a3
-def _permute_shared(w: LSTMWeights, l: int, perm: Tensor, parts: set[str]) -> LSTMWeights:
-    "`permute_hidden` with one permutation `[H]` for every model: `index_select` instead of a gather per model (same values)."
-    t, H = _fields(w), w.hidden_size
-    if "rows" in parts:
-        rows = torch.cat([perm + k * H for k in range(w.spec.gates)])   # [G*H]
-        for f in ("weight_ih", "weight_hh"): t[f][l] = t[f][l].index_select(-2, rows)
-        for f in ("bias_ih", "bias_hh"): t[f][l] = t[f][l].index_select(-1, rows)
-    if "recurrent_columns" in parts: t["weight_hh"][l] = t["weight_hh"][l].index_select(-1, perm)
-    if "next_columns" in parts:
-        if l + 1 < w.num_layers: t["weight_ih"][l + 1] = t["weight_ih"][l + 1].index_select(-1, perm)
-        else: t["weight_out"] = t["weight_out"].index_select(-1, perm)
-    return _rebuild(w, t)
+def _take(t: Tensor, idx: Tensor, dim: int) -> Tensor:
+    "`t` (`[*B, n]` or `[*B, rows, cols]`) indexed along `dim` by one index `[k]` for the whole batch or one per model `[*B, k]`."
+    if idx.ndim == 1: return t.index_select(dim, idx)                     # shared: plain indexing, no per-model gather
+    if t.ndim > idx.ndim: idx = idx[..., :, None] if dim == -2 else idx[..., None, :]   # a matrix: broadcast over the other axis
+    return torch.take_along_dim(t, idx, dim=dim)
 
 def permute_hidden(w: LSTMWeights, # the models, batch shape `B`
                    layer: int, # the LSTM layer whose hidden units are permuted (negative counts from the top)
@@ -88,21 +81,20 @@ def permute_hidden(w: LSTMWeights, # the models, batch shape `B`
                   ) -> LSTMWeights:
     "Permute the hidden units of `layer` of every model with its own permutation; returns a new container."
     parts, l, H = _parts(parts), _layer(w, layer), w.hidden_size
-    shared = torch.as_tensor(perm).ndim == 1                           # one permutation for the whole batch: plain indexing
+    shared = torch.as_tensor(perm).ndim == 1                           # one permutation for the whole batch
     perm = _per_model(perm, w, "perm")                                 # [*B, H]
     if check: _check_perm(perm)
     perm = perm.long()
-    if shared: return _permute_shared(w, l, perm.reshape(-1, H)[0], parts)
+    if shared: perm = perm[(0,) * len(w.batch_shape)]                 # [H] again: `_take` indexes every model with it
     t = _fields(w)
     if "rows" in parts:
-        rows = torch.cat([perm + k * H for k in range(w.spec.gates)], -1)   # [*B, G*H]: the same perm in every gate block
-        for f in ("weight_ih", "weight_hh"): t[f][l] = torch.take_along_dim(t[f][l], rows[..., :, None], dim=-2)
-        for f in ("bias_ih", "bias_hh"): t[f][l] = torch.take_along_dim(t[f][l], rows, dim=-1)
-    if "recurrent_columns" in parts:
-        t["weight_hh"][l] = torch.take_along_dim(t["weight_hh"][l], perm[..., None, :], dim=-1)
+        rows = torch.cat([perm + k * H for k in range(w.spec.gates)], -1)   # [*B, G*H] or [G*H]: the same perm in every gate block
+        for f in ("weight_ih", "weight_hh"): t[f][l] = _take(t[f][l], rows, -2)
+        for f in ("bias_ih", "bias_hh"): t[f][l] = _take(t[f][l], rows, -1)
+    if "recurrent_columns" in parts: t["weight_hh"][l] = _take(t["weight_hh"][l], perm, -1)
     if "next_columns" in parts:
-        if l + 1 < w.num_layers: t["weight_ih"][l + 1] = torch.take_along_dim(t["weight_ih"][l + 1], perm[..., None, :], dim=-1)
-        else: t["weight_out"] = torch.take_along_dim(t["weight_out"], perm[..., None, :], dim=-1)
+        if l + 1 < w.num_layers: t["weight_ih"][l + 1] = _take(t["weight_ih"][l + 1], perm, -1)
+        else: t["weight_out"] = _take(t["weight_out"], perm, -1)
     return _rebuild(w, t)
 
 # %% ../nbs/02_symmetry.ipynb #49755402
