@@ -25,6 +25,7 @@ Usage:
   python benchmarks/train_step.py                               # builds a small formal-language zoo in a temp folder first
   python benchmarks/train_step.py --sizes tiny --steps 5        # quick check
   python benchmarks/train_step.py --zoo ZOO_DIR --device cuda   # on a GPU
+  python benchmarks/train_step.py --zoo ZOO_DIR --sizes paper --out benchmarks/results/train_step_cpu_1t.json   # keep the rows
 """
 import argparse
 import json
@@ -147,16 +148,18 @@ def main():
     p.add_argument("--warmup", type=int, default=2)
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--device", default="cpu")
-    p.add_argument("--out", type=Path, default=None)
+    p.add_argument("--out", type=Path, default=None, help="also write the rows as JSON to this file (default: print only)")
+    p.add_argument("--overwrite", action="store_true", help="replace --out if it exists (otherwise an existing file is an error)")
     p.add_argument("--no-released", action="store_true", help="leave out the released-style baseline rows")
     a = p.parse_args()
+    if a.out is not None and a.out.exists() and not a.overwrite: p.error(f"{a.out} exists; pass --overwrite to replace it")
     os.environ["OMP_NUM_THREADS"] = os.environ["MKL_NUM_THREADS"] = str(a.threads)
     from rnn_weightspace.encoders.base import ENCODERS, PAPER_ENCODERS
     tmp = tempfile.TemporaryDirectory()
     zoo = str(a.zoo) if a.zoo else small_zoo(Path(tmp.name), a.zoo_kind)
     cases = [dict(zoo=zoo, size=s, encoder=e, batch=a.batch, steps=a.steps, warmup=a.warmup, threads=a.threads, device=a.device,
                   released=a.device == "cpu" and not a.no_released and s == "paper" and e in PAPER_ENCODERS)   # the released-style step beside ours
-             for s in a.sizes for e in [*(a.encoders or ENCODERS), "weight-blind"]]
+             for s in a.sizes for e in dict.fromkeys([*(a.encoders or ENCODERS), "weight-blind"])]   # weight-blind once
     rows, ctx = [], mp.get_context("spawn")
     for c in cases:
         with ctx.Pool(1) as pool: got = pool.apply(measure, (c,))
@@ -176,10 +179,10 @@ def main():
         ratio = f"**{base / r['total']:.2f}**" if base and r["impl"] == "ours" else "—"
         print(f"| {r['size']} | {r['encoder']} | {r['impl']} | " + " | ".join(f"{r[p]:.1f}" for p in PARTS)
               + f" | {r['total']:.1f} | {sps:.2f} | {100 * r['data'] / r['total']:.1f}% | {ratio} |")
-    out = a.out or Path(__file__).parent / "results" / f"train_step_{a.device.split(':')[0]}_{a.threads}t.json"
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps({"device": dev, "torch": torch.__version__, "rows": rows}, indent=1))
-    print(f"\nrows written to {out}")
+    if a.out is not None:
+        a.out.parent.mkdir(parents=True, exist_ok=True)
+        a.out.write_text(json.dumps({"device": dev, "torch": torch.__version__, "rows": rows}, indent=1))
+        print(f"\nrows written to {a.out}")
 
 
 if __name__ == "__main__":

@@ -47,6 +47,18 @@ def _positive(s: str) -> float:
     return v
 
 _WORKERS, _COUNT, _SEED = _int_in(1, 1024), _int_in(1), _int_in(0, 2**63 - 1)
+
+def _seeds(s: str) -> list[int]:
+    "An argparse type: seeds as `0-14` (a range, both ends included), `0,3,7`, or a mix (`0-4,9`); distinct, non-negative."
+    out = []
+    for part in s.split(","):
+        lo, _, hi = part.strip().partition("-")
+        try: a, b = int(lo), int(hi) if hi else int(lo)
+        except ValueError: raise argparse.ArgumentTypeError(f"expected seeds such as 0-14 or 0,3,7, got {s!r}") from None
+        if a < 0 or b < a: raise argparse.ArgumentTypeError(f"expected seeds such as 0-14 (first <= last, both >= 0), got {part!r}")
+        out += range(a, b + 1)
+    if len(set(out)) < len(out): raise argparse.ArgumentTypeError(f"a seed is given twice in {s!r}")
+    return out
 _BATCH = _int_in(1, 4096)   # RNN checkpoints per step: the paper uses 64; far larger batches only exhaust memory
 
 def _buildable() -> list[str]:
@@ -147,6 +159,11 @@ def _add_model_commands(sub) -> None:
     t.add_argument("--no-progress", action="store_true", help="no progress bar")
     t.add_argument("--tensorboard", action="store_true", help="also log losses and gradient norms for TensorBoard in RUN/tensorboard (pip install tensorboard)")
     t.add_argument("--distributed", action="store_true", help="data parallel over the processes torchrun started (required, not just allowed)")
+    t.add_argument("--seeds", type=_seeds, default=None, metavar="SEEDS",
+                   help="train several seeds (e.g. 0-14 or 0,3,7): one run folder per seed, OUT/seed<s>")
+    t.add_argument("--stack", choices=("auto", "on", "off"), default="auto",
+                   help="with --seeds: train the seeds as one stacked model (on), one after the other (off), or auto: stacked on CUDA "
+                   "when the runs can be stacked, one after the other on a CPU (default: auto)")
     m = sub.add_parser("embed", help="embed every checkpoint of a zoo with a trained encoder")
     which = m.add_mutually_exclusive_group(required=True)
     which.add_argument("--run", type=Path, help="run folder")
@@ -170,6 +187,8 @@ def _add_model_commands(sub) -> None:
                    "with its other hyper-parameters, and extrapolates its time")
     r.add_argument("--zoo-runs", type=_COUNT, default=None, help="runs per zoo (default: the preset's)")
     r.add_argument("--encoders", default=None, help="comma-separated encoders (default: the paper's six, our variants and weight-blind)")
+    r.add_argument("--stack", choices=("auto", "on", "off"), default=None,
+                   help="train the seeds of an encoder as one stacked model: auto (on CUDA; on a CPU the runs spread over processes), on, off (default: auto)")
     r.add_argument("--no-progress", action="store_true", help="no progress bars (the stage lines are still logged)")
     s = sub.add_parser("status", help="summarise a study folder, running or finished: stages, zoos, runs and their steps")
     s.add_argument("study", type=Path, help="the study folder (the --out of `rnnws reproduce`)")
@@ -351,6 +370,8 @@ def train_cmd(args, # the parsed command line
     from rnn_weightspace.zoo.reader import Zoo
     over = {k: getattr(args, k) for k in ("steps", "lr", "batch_size", "eval_every", "seed", "divergence", "size", "augment", "augment_scope") if getattr(args, k) is not None}
     if args.no_augment_eval: over["augment_eval"] = False
+    if args.seeds is not None and args.seed is not None: raise RNNWSError("give --seed or --seeds, not both")
+    if args.seeds is None and args.stack != "auto": raise RNNWSError("--stack chooses how --seeds train; give --seeds")
     over["encoder"] = args.encoder
     if args.config is not None:
         try: d = json.loads(args.config.read_text())
@@ -368,7 +389,18 @@ def train_cmd(args, # the parsed command line
     zoo = Zoo(args.zoo)
     if not args.no_progress and info.is_main:
         print(f"training {cfg.encoder} ({cfg.size}) on {zoo.manifest.name}: {cfg.steps} steps, batch {cfg.batch_size}, "
-              f"lr {cfg.lr}, on {device}" + (f" x {info.world_size} processes" if info.distributed else "") + f" -> {args.out}", file=sys.stderr)
+              f"lr {cfg.lr}, on {device}" + (f" x {info.world_size} processes" if info.distributed else "")
+              + (f", seeds {', '.join(map(str, args.seeds))}" if args.seeds else "") + f" -> {args.out}", file=sys.stderr)
+    if args.seeds is not None:                                                    # several runs: stacked or one after the other
+        if args.distributed or info.distributed: raise RNNWSError("--seeds trains in one process; it does not run under torchrun")
+        from dataclasses import replace
+        from rnn_weightspace.stacked import train_runs
+        outs = [args.out / f"seed{s}" for s in args.seeds]
+        resume = [args.resume and (o / "config.json").exists() for o in outs]    # --resume: continue the runs there, start the others
+        for r in train_runs(zoo, [replace(cfg, seed=s) for s in args.seeds], outs, device, args.stack, resume,
+                            not args.no_progress, args.max_steps, not args.no_figures, args.tensorboard):
+            print(r)
+        return 0
     run = train(zoo, cfg, args.out, device=device, resume=args.resume, progress=not args.no_progress,
                 max_steps=args.max_steps, figures=not args.no_figures, distributed=True if args.distributed else None,
                 tensorboard=args.tensorboard)
@@ -404,6 +436,7 @@ def reproduce_cmd(args, # the parsed command line
     if args.seeds is not None:
         if args.seeds < 1: raise RNNWSError("--seeds must be a positive integer")
         over["seeds"] = args.seeds
+    if args.stack is not None: over["stack"] = args.stack
     device = _device(args.device)
     check_writable(args.out, name=f"--out {args.out}")
     over["workers"] = args.workers if args.workers is not None else (min(4, _default_workers()) if device.type == "cuda" else _default_workers())

@@ -15,6 +15,7 @@ from torch import Tensor, nn
 
 from .core import RNNWSError
 from .encoders.base import InputDomain, WeightEncoder
+from .lstm import run_lstm
 
 # %% auto #0
 __all__ = ['DIVERGENCES', 'Emulator', 'divergence', 'rollout_inputs', 'emulation_loss']
@@ -58,7 +59,7 @@ class Emulator(nn.Module):
             e = self.embedding_projection(z)                                    # [N, hidden]
             if self.condition == "bos": u = torch.cat([u[:, :1] + e[:, None], u[:, 1:]], 1)
             else: u = u + e[:, None]
-        y, _ = self.lstm(u)                                                     # [N, T, hidden]
+        y, _ = run_lstm(self.lstm, u)                                           # [N, T, hidden]
         return self.readout(y)                                                  # [N, T, output_size]
 
     def step(self, z: Tensor | None, # embeddings `[N, Z]` (None for a weight-blind emulator)

@@ -7,10 +7,13 @@ Docs: https://rnn-weightspace.github.io/rnn_weightspace/lstm.html.md"""
 # %% ../nbs/01_lstm.ipynb #76bf596e
 from __future__ import annotations
 
+import contextvars
+from contextlib import contextmanager
 from dataclasses import dataclass, asdict
 from typing import Callable, Iterable, Sequence
 
 import torch
+import torch.nn.functional as F
 from torch import Tensor, nn
 
 from fastcore.basics import patch
@@ -18,7 +21,8 @@ from fastcore.basics import patch
 from .core import RNNWSError
 
 # %% auto #0
-__all__ = ['GATE_NAMES', 'CELLS', 'LSTMSpec', 'LSTMWeights', 'zero_state', 'lstm_forward', 'lstm_step', 'LSTMModel']
+__all__ = ['GATE_NAMES', 'CELLS', 'LSTMSpec', 'LSTMWeights', 'zero_state', 'lstm_forward', 'lstm_step', 'LSTMModel', 'vmappable',
+           'is_vmappable', 'run_lstm']
 
 # %% ../nbs/01_lstm.ipynb #4623602e
 @dataclass(frozen=True)
@@ -429,6 +433,44 @@ def from_module(cls: LSTMWeights, module: nn.Module, # an `LSTMModel`, or any mo
         raise RNNWSError(f"from_module supports unidirectional nn.{type(rnn).__name__} with biases and no projection")
     if found[0] == "rnn" and rnn.nonlinearity != "tanh": raise RNNWSError("from_module supports nn.RNN with nonlinearity='tanh' (the Elman cell)")
     return cls.from_state_dict({k: v.detach().clone() for k, v in module.state_dict().items()})
+
+# %% ../nbs/01_lstm.ipynb #1f496325
+_VMAPPABLE = contextvars.ContextVar("rnn_weightspace_vmappable", default=False)
+
+@contextmanager
+def vmappable():
+    "Within this context, `run_lstm` (and the library's other fast paths) use only ops `torch.func.vmap` can batch."
+    token = _VMAPPABLE.set(True)
+    try: yield
+    finally: _VMAPPABLE.reset(token)
+
+def is_vmappable() -> bool:
+    "Whether the code runs inside `vmappable()`."
+    return _VMAPPABLE.get()
+
+def run_lstm(module: nn.LSTM, # batch first, unidirectional, with biases, no projection, no dropout between layers
+             x: Tensor, # inputs `[N, T, input_size]`
+             state: tuple[Tensor, Tensor] | None = None, # `(h, c)`, each `[num_layers, N, H]`; zeros if None
+            ) -> tuple[Tensor, tuple[Tensor, Tensor]]:
+    "`module(x, state)`: outputs `[N, T, H]` and the final `(h, c)`; inside `vmappable()`, computed step by step with plain ops."
+    if not _VMAPPABLE.get(): return module(x, state)
+    if not module.batch_first or module.bidirectional or module.proj_size or not module.bias or (module.dropout and module.training):
+        raise RNNWSError("run_lstm under vmappable() needs a batch-first, unidirectional nn.LSTM with biases, "
+                         "without projection or dropout")
+    N, T, _ = x.shape
+    hs, cs = [], []
+    for l in range(module.num_layers):
+        w_hh, b_hh = getattr(module, f"weight_hh_l{l}"), getattr(module, f"bias_hh_l{l}")
+        gi = F.linear(x, getattr(module, f"weight_ih_l{l}"), getattr(module, f"bias_ih_l{l}"))   # [N, T, 4H]
+        if state is None: h = c = x.new_zeros(N, module.hidden_size)
+        else: h, c = state[0][l], state[1][l]
+        out = []
+        for t in range(T):
+            h, c = _lstm_cell(gi[:, t] + F.linear(h, w_hh, b_hh), c)                          # [N, H] each
+            out.append(h)
+        x = torch.stack(out, 1)                                                                 # [N, T, H]
+        hs.append(h); cs.append(c)
+    return x, (torch.stack(hs), torch.stack(cs))
 
 # %% ../nbs/01_lstm.ipynb #2d6fbb03
 @patch

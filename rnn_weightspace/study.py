@@ -29,6 +29,7 @@ from .evaluation import (SPLITS, STRATA, evaluate_embeddings, mean_ci, reference
                                         targets_for, train_supervised)
 from .training import _read_metrics, train, train_preset
 from .runs import Run
+from .stacked import STACK_MODES, stack_problem, stacks
 from .zoo.reader import Zoo
 from .families import get_family, task_families
 from .zoo.train import build_zoo
@@ -65,6 +66,8 @@ class StudyConfig:
     supervised_encoders: tuple[str, ...] | None = None  # None: the paper's encoders among `encoders`
     supervised_targets: tuple[str, ...] | None = None  # None: every target of a zoo kind (names a kind lacks are skipped)
     workers: int = 2  # processes for zoo building and training (on a GPU: runs sharing it); does not change the results
+    stack: str = "auto"  # the seeds of an encoder as one stacked model (`stacked.stacks`): "auto" (on CUDA), "on" (also on a CPU)
+                         # or "off"; the seeds that cannot be stacked (the parameter transformer's: dropout) train one by one
     step_scale: float = 1.0  # multiplies every step count (zoo training and checkpoints, encoder training and evaluations,
                              # supervised baselines); everything else stays the preset's. For checking a large preset end to end
 
@@ -154,31 +157,43 @@ def _cost(kind: str, encoder: str) -> float:
     return STEP_COST.get(encoder, 50) * get_family(kind).step_cost
 
 # %% ../nbs/41_study.ipynb #ce15f3d9
-def _train_job(args: tuple) -> tuple[str, float]:
-    "One training run in a worker process (one torch thread on a CPU); resumes a run that was interrupted."
-    zoo_dir, cfg_dict, run_dir, device, figures = args
+def _train_job(args: tuple) -> tuple[list[str], float]:
+    "Training runs in a worker process (one torch thread on a CPU): one run, or the seeds of an encoder as one stack; interrupted runs resume."
+    zoo_dir, cfg_dicts, run_dirs, device, figures, stack = args
     from rnn_weightspace.core import set_threads
-    from rnn_weightspace.training import TrainConfig, _load_checkpoint, train
+    from rnn_weightspace.stacked import train_runs
+    from rnn_weightspace.training import TrainConfig, _load_checkpoint
     if str(device) == "cpu": set_threads(1)
-    run_dir, t = Path(run_dir), time.perf_counter()
-    done = run_dir / "checkpoints" / "last.pt"
-    cfg = TrainConfig.from_dict(cfg_dict)
-    if not (done.exists() and _load_checkpoint(done)["step"] >= cfg.steps):             # one line if it is not a checkpoint
-        train(zoo_dir, cfg, run_dir, device=device, resume=(run_dir / "config.json").exists(), progress=False, figures=figures)
-    return str(run_dir), time.perf_counter() - t
+    t, todo = time.perf_counter(), []
+    for cfg_dict, run_dir, fig in zip(cfg_dicts, map(Path, run_dirs), figures):
+        done, cfg = run_dir / "checkpoints" / "last.pt", TrainConfig.from_dict(cfg_dict)
+        if not (done.exists() and _load_checkpoint(done)["step"] >= cfg.steps):        # one line if it is not a checkpoint
+            todo.append((cfg, run_dir, fig))
+    if todo:
+        cfgs, outs, figs = map(list, zip(*todo))
+        train_runs(zoo_dir, cfgs, outs, device, stack, resume=[(o / "config.json").exists() for o in outs], progress=False, figures=figs)
+    return list(run_dirs), time.perf_counter() - t
 
 def _run_dir(out: Path, kind: str, encoder: str, seed: int) -> Path: return out / "runs" / kind / f"{encoder}-seed{seed}"
 
 def _train_stage(out: Path, cfg: StudyConfig, device, log, progress: bool = False):
-    "Every run of every zoo kind in one pool, the most expensive first; with `progress`, a bar of the steps of all of them."
-    jobs = [(kind, e, s) for kind in cfg.zoo_kinds for e in cfg.encoders for s in range(cfg.seeds)]
-    jobs.sort(key=lambda j: -_cost(j[0], j[1]))
-    args = [(str(out / "zoos" / kind), _train_config(cfg, e, s).to_dict(), str(_run_dir(out, kind, e, s)), str(device), s == 0)
-            for kind, e, s in jobs]
-    total = sum(_train_config(cfg, e, s).steps for _, e, s in jobs)
-    with _watch_steps([Path(a[2]) for a in args], total, progress):
-        for run_dir, secs in run_jobs("_train_job", args, cfg.workers, ordered=False):
-            log(f"  trained {Path(run_dir).parent.name}/{Path(run_dir).name} in {secs:.0f} s")
+    """Every run of every zoo kind in one pool, the most expensive first: the seeds of an encoder as one job when they
+    train as one stack (`stacked.stacks`: on CUDA by default), else one job per run; with `progress`, a bar of the steps of all of them."""
+    jobs = []
+    for kind in cfg.zoo_kinds:
+        for e in cfg.encoders:
+            seeds = list(range(cfg.seeds))
+            cfgs = [_train_config(cfg, e, s) for s in seeds]
+            if stack_problem(cfgs) is None and stacks(cfgs, device, cfg.stack): jobs.append((kind, e, seeds, "on"))
+            else: jobs += [(kind, e, [s], "off") for s in seeds]
+    jobs.sort(key=lambda j: -_cost(j[0], j[1]) * len(j[2]))
+    args = [(str(out / "zoos" / kind), [_train_config(cfg, e, s).to_dict() for s in seeds], [str(_run_dir(out, kind, e, s)) for s in seeds],
+             str(device), [s == 0 for s in seeds], stack) for kind, e, seeds, stack in jobs]
+    total = sum(_train_config(cfg, e, s).steps for _, e, seeds, _ in jobs for s in seeds)
+    with _watch_steps([Path(d) for a in args for d in a[2]], total, progress):
+        for run_dirs, secs in run_jobs("_train_job", args, cfg.workers, ordered=False):
+            names = [Path(d).name for d in run_dirs]
+            log(f"  trained {Path(run_dirs[0]).parent.name}/{names[0] if len(names) == 1 else ', '.join(names) + ' (one stack)'} in {secs:.0f} s")
 
 # %% ../nbs/41_study.ipynb #57e95d02
 def _steps_done(run_dir: Path) -> int:
@@ -595,6 +610,7 @@ def reproduce(out: str | Path, # the study folder (created, or continued)
     cfg.zoo_kinds, cfg.encoders = tuple(cfg.zoo_kinds), tuple(cfg.encoders)
     if bad := [e for e in cfg.encoders if e != "weight-blind" and e not in ENCODERS]:
         raise RNNWSError(f"unknown encoders {bad}; choose from {sorted(ENCODERS) + ['weight-blind']}")
+    if cfg.stack not in STACK_MODES: raise RNNWSError(f"stack must be one of {STACK_MODES}, got {cfg.stack!r}")
     out, device = Path(out), get_device(device)
     saved = out / "study.json"
     if saved.exists():

@@ -18,7 +18,7 @@ from torch import Tensor, nn
 
 from ..core import RNNWSError
 from .base import InputDomain, WeightEncoder, mlp
-from ..lstm import LSTMSpec, LSTMWeights, lstm_forward, lstm_step
+from ..lstm import LSTMSpec, LSTMWeights, lstm_forward, lstm_step, run_lstm
 
 # %% auto #0
 __all__ = ['PROBE_BOXES', 'OUTPUT_TRANSFORMS', 'StepFn', 'ResidualLSTM', 'ProbeGenerator', 'OutputReader', 'ProbingEncoder',
@@ -41,7 +41,7 @@ class ResidualLSTM(nn.Module):
         "Top-layer outputs `[M, T, size]` and the state after the last step."
         new = []
         for l, lstm in enumerate(self.layers):
-            h, s = lstm(x, None if state is None else state[l])   # h: [M, T, size]
+            h, s = run_lstm(lstm, x, None if state is None else state[l])   # h: [M, T, size]
             x = h + x                                              # [M, T, size]: residual
             new.append(s)
         return x, new
@@ -175,7 +175,9 @@ def interrogate(self: ProbingEncoder, step: StepFn, # advances the probed models
     M, P, D, H = n_models, self.n_probes, self.spec.input_size, self.hidden_size
     edev, edt = self.bos.device, self.bos.dtype
     device, dtype = device or edev, dtype or edt
-    y, agg = self.aggregator(self.bos.expand(M, 1, H))                    # y: [M, 1, H], after BOS
+    # BOS and EOS are made contiguous: the gradient of a broadcast parameter is then summed the same way for one run
+    # and for a stack of runs (`stacked`), bit for bit
+    y, agg = self.aggregator(self.bos.expand(M, 1, H).contiguous())       # y: [M, 1, H], after BOS
     state, probes, answers = None, [], []
     for i in range(self.probe_length):
         x = self.next_probes(i, y[:, 0]).expand(M, P, D)                   # [M, P, in]
@@ -185,7 +187,7 @@ def interrogate(self: ProbingEncoder, step: StepFn, # advances the probed models
         a = a.to(edev, edt)
         y, agg = self.aggregator(self.reader(a)[:, None], agg)            # [M, 1, H]
         if return_probes: probes.append(x); answers.append(a)
-    y, _ = self.aggregator(self.eos.expand(M, 1, H), agg)                 # [M, 1, H], after EOS
+    y, _ = self.aggregator(self.eos.expand(M, 1, H).contiguous(), agg)    # [M, 1, H], after EOS
     z = self.readout(y[:, 0])                                              # [M, Z]
     return (z, torch.stack(probes, 1), torch.stack(answers, 1)) if return_probes else z
 
