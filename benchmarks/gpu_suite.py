@@ -26,10 +26,19 @@ leaves out as "skipped: budget":
                   emulator forward, TV loss, backward, clipping, AdamW): ms/step, steps/s and peak GPU memory
                   (`torch.cuda.max_memory_allocated`), in float32 and with bfloat16 autocast around the loss as
                   `TrainConfig(amp=True)` does (CUDA only).
-  5. report       one markdown table of all rows on stdout; everything as JSON in --out.
+  5. stacked      the seeds of an encoder trained as one stacked model (`rnn_weightspace.stacked`) against the same
+                  runs one by one, in the same process (`stacked_runs.measure`): R = --stack-runs seeds (15, the
+                  paper's) of each stackable paper encoder and the weight-blind emulator at the paper size, batch 64, on
+                  a 16-run zoo of each kind built here; run-steps/s both ways, their ratio, peak GPU memory, in float32
+                  and (formal languages) with bfloat16 autocast, whose losses are compared with float32's against the
+                  spread of the loss over the seeds. The parameter transformer (dropout: it does not stack) is timed
+                  one by one. From these, the projected time of the paper's Table 2 on this GPU: 6 encoders x 2 zoo
+                  kinds x 15 seeds x 100k steps, training steps only (evaluations excluded).
+  6. report       one markdown table of all rows on stdout; everything as JSON in --out.
 
 Usage:
   python benchmarks/gpu_suite.py --out benchmarks/results/gpu_suite_<gpu>.json      # on the GPU (~3-5 min)
+  python benchmarks/gpu_suite.py --parts environment stacked --out ...               # some parts only
   OMP_NUM_THREADS=1 python benchmarks/gpu_suite.py --smoke --device cpu            # CPU: only checks that it runs
 
 On a CPU, --smoke (tiny encoder sizes, batch 4, N = 8 runs of 10 steps) takes well under a minute; its numbers mean
@@ -419,7 +428,73 @@ def encoders(s: Suite, res: dict):
     return f"error: {errors} of {len(rows)} rows failed" if errors else "ok"
 
 
-# --- 5. report ------------------------------------------------------------------------------------------------------
+# --- 5. stacked ----------------------------------------------------------------------------------------------------
+def _stack_zoo(folder: Path, kind: str, smoke: bool) -> str:
+    "A 16-run zoo of `kind` (short training: the timing does not depend on what the models learned)."
+    from rnn_weightspace.zoo.sequential_mnist import SequentialMNISTZooConfig
+    from rnn_weightspace.zoo.train import FormalLanguageZooConfig, build_zoo
+    common = dict(n_runs=16, steps=20, checkpoints=(0, 10, 20), lr_steps=(0, 20), lr_values=(0.01, 0.003), n_rollouts=2,
+                  runs_per_shard=8, preset="gpu-suite")
+    cfg = (replace(FormalLanguageZooConfig(), eval_samples=50, **common) if kind == "formal-languages"
+           else replace(SequentialMNISTZooConfig(), train_loss_images=50, **common))
+    return str(build_zoo(cfg, folder / kind, workers=min(4, os.cpu_count() or 1), progress=False).root)
+
+
+def stacked(s: Suite, res: dict):
+    sr = bench("stacked_runs")
+    a = s.args
+    size, R, steps = ("tiny", 3, 1) if a.smoke else ("paper", a.stack_runs, 3)
+    kinds = ("formal-languages",) if a.smoke else ("formal-languages", "sequential-mnist")
+    res.update(size=size, runs=R, steps=steps, rows=[])
+    with tempfile.TemporaryDirectory() as tmp:
+        for kind in kinds:
+            s.check()
+            zoo = _stack_zoo(Path(tmp), kind, a.smoke)
+            precisions = [False, True] if s.cuda and kind == "formal-languages" else [False]
+            fp32 = {}
+            for amp in precisions:
+                for e in [*sr.ENCODERS, "param-transformer"]:
+                    s.check()
+                    stackable = e != "param-transformer"
+                    r = sr.measure(zoo, e, size, R, str(s.dev), steps=steps, warmup=1, batch=None if size == "paper" else 4, amp=amp,
+                                   stacked_too=stackable)
+                    r["zoo"] = kind
+                    res["rows"].append(r)
+                    prec = "bf16 autocast" if amp else "fp32"
+                    if not stackable:
+                        s.row("stacked", f"{kind} {size} {e}, {R} seeds, {prec}",
+                              f"one by one only (dropout): {r['one_by_one_run_steps_per_s']:.1f} run-steps/s")
+                        continue
+                    mem = f", peak {r['peak_mb']:,.0f} MB" if r["peak_mb"] is not None else ""
+                    extra = ""
+                    if amp and e in fp32:                               # bf16 against fp32: the same runs, data and steps
+                        import statistics
+                        d = max(abs(x - y) for x, y in zip(r["losses"]["stacked"], fp32[e]))
+                        spread = statistics.stdev(fp32[e]) if len(fp32[e]) > 1 else float("nan")
+                        r.update(amp_loss_diff=d, seed_spread=spread, amp_within_spread=d < spread)
+                        extra = f"; loss vs fp32 max |diff| {d:.2g}, seed spread (std) {spread:.2g}: {'within' if d < spread else 'NOT within'}"
+                    else: fp32[e] = r["losses"]["stacked"]
+                    s.row("stacked", f"{kind} {size} {e}, {R} seeds, {prec}",
+                          f"stacked {r['stacked_run_steps_per_s']:.1f} vs one by one {r['one_by_one_run_steps_per_s']:.1f} run-steps/s: "
+                          f"{r['ratio']:.2f}x{mem}{extra}")
+    # the paper's Table 2 on this device: 6 encoders x 2 kinds x 15 seeds x 100k steps (fp32), stacked where possible
+    from rnn_weightspace.encoders.base import PAPER_ENCODERS
+    rows = [r for r in res["rows"] if not r["amp"]]
+    if {(r["zoo"], r["encoder"]) for r in rows} >= {(k, e) for k in kinds for e in PAPER_ENCODERS}:
+        steps_paper, seeds_paper = 100_000, 15
+        per = lambda r: r["stacked_ms_per_run_step"] or r["one_by_one_ms_per_run_step"]   # ms per run-step: stacked where it stacks
+        hours = sum(per(r) * seeds_paper * steps_paper for r in rows if r["encoder"] in PAPER_ENCODERS) / 3.6e6
+        alone = sum(r["one_by_one_ms_per_run_step"] * seeds_paper * steps_paper for r in rows if r["encoder"] in PAPER_ENCODERS) / 3.6e6
+        res.update(table2_hours_stacked=hours, table2_hours_one_by_one=alone)
+        unit = "GPU-h" if s.cuda else "CPU-h"
+        s.row("stacked", f"Table 2 ({len(PAPER_ENCODERS)} encoders x {len(kinds)} zoo kinds x {seeds_paper} seeds x {steps_paper:,} steps, "
+              f"training steps only), projected", f"seeds stacked: {hours:.1f} {unit}; one by one: {alone:.1f} {unit}")
+
+
+PARTS = {"environment": environment, "correctness": correctness, "zoo": zoo, "encoders": encoders, "stacked": stacked}
+
+
+# --- 6. report ------------------------------------------------------------------------------------------------------
 def table(rows: list[dict]) -> str:
     lines = ["| part | case | result | status |", "|---|---|---|---|"]
     lines += [f"| {r['part']} | {r['case']} | {r['result']} | {r['status']} |" for r in rows]
@@ -439,6 +514,8 @@ def main(argv=None):
     p.add_argument("--loop-runs", type=int, default=None, help="runs of the per-model nn.LSTM loop (default 4; smoke 2)")
     p.add_argument("--batch", type=int, default=64, help="RNN checkpoints per encoder training step (smoke: 4)")
     p.add_argument("--repeats", type=int, default=5, help="timed encoder steps per row, after one warm-up (smoke: 1)")
+    p.add_argument("--parts", nargs="+", choices=list(PARTS), default=list(PARTS), help="the parts to run (default: all, in order)")
+    p.add_argument("--stack-runs", type=int, default=15, help="seeds per stack in part 5 (default 15, the paper's; smoke: 3)")
     a = p.parse_args(argv)
     for k, full, smoke in (("gpu_runs", 1000, 8), ("gpu_steps", 200, 10), ("mnist_runs", 250, 4), ("loop_runs", 4, 2)):
         if getattr(a, k) is None: setattr(a, k, smoke if a.smoke else full)
@@ -450,8 +527,8 @@ def main(argv=None):
                  else HERE / "results" / f"gpu_suite_{dev.type}.json")
 
     s = Suite(a)
-    for name, fn in (("environment", environment), ("correctness", correctness), ("zoo", zoo), ("encoders", encoders)):
-        s.run_part(name, fn)
+    for name, fn in PARTS.items():
+        if name in a.parts: s.run_part(name, fn)
     total = s.elapsed()
     print(f"\nGPU suite on {s.parts['environment']['result'].get('gpu') or a.device}{' (smoke: sizes tiny, numbers meaningless)' if a.smoke else ''}, "
           f"torch {torch.__version__}; {total:.0f} s of a {a.budget_s:.0f} s budget\n")

@@ -9,7 +9,8 @@ alternating step by step so that machine noise hits both alike:
               `vmap(functional_call)`, one backward, clipping per run, one AdamW over the stacked parameters.
 
 Both include the data path. Reported: ms per run-step and run-steps per second of each, and the ratio
-stacked / one by one in run-steps per second (> 1: the stack is faster), peak GPU memory of the stack on CUDA.
+stacked / one by one in run-steps per second (> 1: the stack is faster); on CUDA the peak memory of one stacked step
+(the runs' own modules, kept for the one-by-one steps, are resident too).
 
 Usage:
   OMP_NUM_THREADS=1 python benchmarks/stacked_runs.py --zoo ZOO_DIR --sizes small --runs 1 4 8   # CPU, one thread
@@ -33,8 +34,9 @@ ENCODERS = ("layerwise-stats", "flat", "dws", "probe-static", "probe-interactive
 
 
 def measure(zoo: str, encoder: str, size: str, runs: int, device: str = "cpu", steps: int = 5, warmup: int = 1,
-            batch: int | None = None, amp: bool = False) -> dict:
-    "Median ms per run-step one by one and stacked, for `runs` seeds of `encoder` at `size` on the zoo folder `zoo`."
+            batch: int | None = None, amp: bool = False, stacked_too: bool = True) -> dict:
+    """Median ms per run-step one by one and stacked, for `runs` seeds of `encoder` at `size` on the zoo folder `zoo`; the
+    runs' losses at the last step of each way (`stacked_too=False`: one by one only, e.g. for an encoder that cannot stack)."""
     import torch
     from torch import nn
     from rnn_weightspace.emulation import emulation_loss
@@ -53,42 +55,52 @@ def measure(zoo: str, encoder: str, size: str, runs: int, device: str = "cpu", s
         rs = [_StackedRun(z, z, fp, c, Path(tmp) / str(c.seed), dev, False, False) for c in cfgs]
         clip = cfgs[0].clip
 
-        def one_by_one(step: int):
+        losses = {}
+
+        def one_by_one_step(step: int):
+            values = []
             for r in rs:
                 b = r.batch(step, z.spec, dev)
                 with autocast(): loss = emulation_loss(r.pair.encoder, r.pair.emulator, b, r.pair.domain, r.config.divergence)
-                loss.item()
+                values.append(loss.item())
                 r.opt.zero_grad(set_to_none=True)
                 loss.backward()
                 for m in (r.pair.encoder, r.pair.emulator):
                     if m is not None: nn.utils.clip_grad_norm_(m.parameters(), clip)
                 r.opt.step()
             sync()
+            losses["one by one"] = values
 
         if dev.type == "cuda": torch.cuda.reset_peak_memory_stats()
-        stack = _Stack([r.pair for r in rs], [r.opt for r in rs], cfgs[0])
+        stack = _Stack([r.pair for r in rs], [r.opt for r in rs], cfgs[0]) if stacked_too else None
 
         def stacked(step: int):
             w, b = _stacked_batch([r.batch(step, z.spec, dev) for r in rs])
-            with autocast(): losses = stack.losses(w, b)
-            losses.detach().cpu().tolist()
+            with autocast(): loss = stack.losses(w, b)
+            losses["stacked"] = loss.detach().cpu().tolist()
             stack.opt.zero_grad(set_to_none=True)
-            losses.sum().backward()
+            loss.sum().backward()
             stack.clip(clip)
             stack.opt.step()
             sync()
 
         times = {"one by one": [], "stacked": []}
+        ways = (("one by one", one_by_one_step), ("stacked", stacked)) if stacked_too else (("one by one", one_by_one_step),)
         for step in range(warmup + steps):
-            for name, fn in (("one by one", one_by_one), ("stacked", stacked)):
+            for name, fn in ways:
                 t = time.perf_counter(); fn(step); dt = time.perf_counter() - t
                 if step >= warmup: times[name].append(1000 * dt / runs)
-        peak = torch.cuda.max_memory_allocated() / 2**20 if dev.type == "cuda" else None
-    single, stack_ms = statistics.median(times["one by one"]), statistics.median(times["stacked"])
+        peak = None
+        if dev.type == "cuda" and stacked_too:                                     # one more stacked step, its peak alone
+            torch.cuda.reset_peak_memory_stats()
+            stacked(warmup + steps)
+            peak = torch.cuda.max_memory_allocated() / 2**20
+    single = statistics.median(times["one by one"])
+    stack_ms = statistics.median(times["stacked"]) if stacked_too else None
     return {"encoder": encoder, "size": size, "runs": runs, "batch": cfgs[0].batch_size, "amp": amp, "device": str(dev),
             "one_by_one_ms_per_run_step": single, "stacked_ms_per_run_step": stack_ms,
-            "one_by_one_run_steps_per_s": 1000 / single, "stacked_run_steps_per_s": 1000 / stack_ms,
-            "ratio": single / stack_ms, "peak_mb": peak}
+            "one_by_one_run_steps_per_s": 1000 / single, "stacked_run_steps_per_s": 1000 / stack_ms if stack_ms else None,
+            "ratio": single / stack_ms if stack_ms else None, "peak_mb": peak, "losses": losses}
 
 
 def main():

@@ -15,7 +15,7 @@ API: dict[str, str] = {
     "task_families": "families", "InputDomain": "families", "Target": "families",
     "Zoo": "zoo.reader", "merge_zoos": "zoo.merge", "build_zoo": "zoo.train", "import_official": "zoo.official",
     "make_encoder": "encoders.base", "ENCODERS": "encoders.base", "Emulator": "emulation",
-    "train": "training", "train_preset": "training", "TrainConfig": "training", "Run": "runs",
+    "train": "training", "train_runs": "stacked", "train_preset": "training", "TrainConfig": "training", "Run": "runs",
     "save_embeddings": "runs", "load_embeddings": "runs",
     "load_pretrained": "pretrained", "PretrainedEncoder": "pretrained", "export_encoder": "pretrained", "push_to_hub": "pretrained",
     "zoo_from_hub": "pretrained",
