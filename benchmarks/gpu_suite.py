@@ -29,7 +29,8 @@ leaves out as "skipped: budget":
   5. stacked      the seeds of an encoder trained as one stacked model (`rnn_weightspace.stacked`) against the same
                   runs one by one, in the same process (`stacked_runs.measure`): R = --stack-runs seeds (15, the
                   paper's) of each stackable paper encoder and the weight-blind emulator at the paper size, batch 64, on
-                  a 16-run zoo of each kind built here; run-steps/s both ways, their ratio, peak GPU memory, in float32
+                  a 16-run zoo of each kind built here (first, bit-identity on the device: run 1 of a stack of seeds 0-2
+                  against a stack of its own, 2 steps, each stackable encoder, FAIL if any bit differs); run-steps/s both ways, their ratio, peak GPU memory, in float32
                   and (formal languages) with bfloat16 autocast, whose losses are compared with float32's against the
                   spread of the loss over the seeds. The parameter transformer (dropout: it does not stack) is timed
                   one by one. From these, the projected time of the paper's Table 2 on this GPU: 6 encoders x 2 zoo
@@ -446,10 +447,20 @@ def stacked(s: Suite, res: dict):
     size, R, steps = ("tiny", 3, 1) if a.smoke else ("paper", a.stack_runs, 3)
     kinds = ("formal-languages",) if a.smoke else ("formal-languages", "sequential-mnist")
     res.update(size=size, runs=R, steps=steps, rows=[])
+    failed = 0
     with tempfile.TemporaryDirectory() as tmp:
         for kind in kinds:
             s.check()
             zoo = _stack_zoo(Path(tmp), kind, a.smoke)
+            if kind == "formal-languages":                 # first: a run in a stack of 3 is the run in a stack of its own, bit for bit
+                for e in sr.ENCODERS:
+                    s.check()
+                    r = sr.identity(zoo, e, "tiny", str(s.dev))
+                    res.setdefault("identity", []).append(r)
+                    failed += not r["equal"]
+                    s.row("stacked", f"{kind} tiny {e}: run 1 of a stack of 3 vs a stack of its own, 2 steps",
+                          f"max |diff| {r['max_diff_stack_of_one']:.2g} (vs one by one with fused LSTM kernels: {r['max_diff_train']:.2g})",
+                          "PASS" if r["equal"] else "FAIL")
             precisions = [False, True] if s.cuda and kind == "formal-languages" else [False]
             fp32 = {}
             for amp in precisions:
@@ -489,6 +500,7 @@ def stacked(s: Suite, res: dict):
         unit = "GPU-h" if s.cuda else "CPU-h"
         s.row("stacked", f"Table 2 ({len(PAPER_ENCODERS)} encoders x {len(kinds)} zoo kinds x {seeds_paper} seeds x {steps_paper:,} steps, "
               f"training steps only), projected", f"seeds stacked: {hours:.1f} {unit}; one by one: {alone:.1f} {unit}")
+    return f"fail: {failed} stacked runs differ from their stack of one" if failed else "ok"
 
 
 PARTS = {"environment": environment, "correctness": correctness, "zoo": zoo, "encoders": encoders, "stacked": stacked}
@@ -530,7 +542,7 @@ def main(argv=None):
     for name, fn in PARTS.items():
         if name in a.parts: s.run_part(name, fn)
     total = s.elapsed()
-    print(f"\nGPU suite on {s.parts['environment']['result'].get('gpu') or a.device}{' (smoke: sizes tiny, numbers meaningless)' if a.smoke else ''}, "
+    print(f"\nGPU suite on {s.parts.get('environment', {}).get('result', {}).get('gpu') or a.device}{' (smoke: sizes tiny, numbers meaningless)' if a.smoke else ''}, "
           f"torch {torch.__version__}; {total:.0f} s of a {a.budget_s:.0f} s budget\n")
     print(table(s.rows))
     status = {k: v["status"] for k, v in s.parts.items()}

@@ -103,6 +103,43 @@ def measure(zoo: str, encoder: str, size: str, runs: int, device: str = "cpu", s
             "ratio": single / stack_ms if stack_ms else None, "peak_mb": peak, "losses": losses}
 
 
+def identity(zoo: str, encoder: str, size: str = "tiny", device: str = "cpu", steps: int = 2) -> dict:
+    """Run 1 of a stack of seeds 0-2 against the same run in a stack of its own, after `steps` steps on the device: bit for bit
+    (`equal`) and the largest difference of a parameter; and against the run trained one by one as `train` does (fused LSTM kernels)."""
+    import torch
+    from torch import nn
+    from rnn_weightspace.emulation import emulation_loss
+    from rnn_weightspace.stacked import _Stack, _StackedRun, _stacked_batch
+    from rnn_weightspace.training import _zoo_fingerprint, train_preset
+    from rnn_weightspace.zoo.reader import Zoo
+    dev, z = torch.device(device), Zoo(zoo)
+    with tempfile.TemporaryDirectory() as tmp:
+        fp = _zoo_fingerprint(z)
+        make = lambda seeds, tag: [_StackedRun(z, z, fp, train_preset(size, encoder=encoder, seed=s, batch_size=8), Path(tmp) / f"{tag}{s}",
+                                               dev, False, False) for s in seeds]
+        stacks = {}
+        for tag, seeds in (("three", (0, 1, 2)), ("one", (1,))):
+            rs = make(seeds, tag)
+            st = _Stack([r.pair for r in rs], [r.opt for r in rs], rs[0].config)
+            for step in range(steps):
+                w, b = _stacked_batch([r.batch(step, z.spec, dev) for r in rs])
+                loss = st.losses(w, b)
+                st.opt.zero_grad(set_to_none=True); loss.sum().backward(); st.clip(rs[0].config.clip); st.opt.step()
+            stacks[tag] = {n: p[seeds.index(1)].detach() for n, p in st.params.items()}
+        (r,) = make((1,), "alone")
+        for step in range(steps):
+            loss = emulation_loss(r.pair.encoder, r.pair.emulator, r.batch(step, z.spec, dev), r.pair.domain, r.config.divergence)
+            r.opt.zero_grad(set_to_none=True); loss.backward()
+            for m in (r.pair.encoder, r.pair.emulator):
+                if m is not None: nn.utils.clip_grad_norm_(m.parameters(), r.config.clip)
+            r.opt.step()
+        alone = dict(r.pair.named_parameters())
+    a, b = stacks["three"], stacks["one"]
+    return {"encoder": encoder, "device": str(dev), "steps": steps, "equal": all(torch.equal(a[n], b[n]) for n in a),
+            "max_diff_stack_of_one": max(float((a[n] - b[n]).abs().max()) for n in a),
+            "max_diff_train": max(float((b[n] - alone[n].detach()).abs().max()) for n in b)}
+
+
 def main():
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--zoo", type=Path, default=None, help="zoo folder (default: build train_step.py's small zoo of --zoo-kind)")

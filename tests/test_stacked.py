@@ -129,13 +129,19 @@ def test_cli_train_seeds(small_zoos, tmp_path):
     out = tmp_path / "runs"
     cmd = [sys.executable, "-m", "rnn_weightspace.cli", "train", "--zoo", str(small_zoos["fl"].root), "--encoder", "flat",
            "--out", str(out), "--seeds", "0-2", "--steps", "4", "--eval-every", "2", "--batch-size", "4", "--device", "cpu",
-           "--stack", "on", "--no-progress", "--no-figures"]
-    p = subprocess.run(cmd, capture_output=True, text=True, env=ENV, timeout=300)
+           "--stack", "on", "--no-progress", "--no-figures", "--tensorboard"]
+    p = subprocess.run(cmd + ["--max-steps", "3"], capture_output=True, text=True, env=ENV, timeout=300)   # a budget, then resumed
+    assert p.returncode == 0, p.stderr
+    assert [Run(out / f"seed{s}").step for s in range(3)] == [3, 3, 3]
+    p = subprocess.run(cmd + ["--resume"], capture_output=True, text=True, env=ENV, timeout=300)
     assert p.returncode == 0, p.stderr
     assert sorted(d.name for d in out.iterdir()) == ["seed0", "seed1", "seed2"]
-    assert [Run(out / f"seed{s}").config.seed for s in range(3)] == [0, 1, 2]
-    bad = subprocess.run(cmd[:-6] + ["--seeds", "2-1", "--no-progress"], capture_output=True, text=True, env=ENV, timeout=60)
-    assert bad.returncode != 0 and "--seeds" in bad.stderr
+    assert [(Run(out / f"seed{s}").config.seed, Run(out / f"seed{s}").step) for s in range(3)] == [(0, 4), (1, 4), (2, 4)]
+    assert all(any((out / f"seed{s}" / "tensorboard").iterdir()) for s in range(3))
+    for bad, why in ((["--seeds", "2-1"], "--seeds"), (["--seeds", "0-2", "--seed", "3"], "not both"), (["--stack", "on"], "give --seeds")):
+        p = subprocess.run(cmd[:8] + ["--out", str(tmp_path / "bad"), "--device", "cpu"] + bad, capture_output=True, text=True, env=ENV, timeout=60)
+        assert p.returncode != 0 and why in p.stderr, (bad, p.stderr[-500:])
+    assert not (tmp_path / "bad").exists()
 
 
 def test_study_trains_seeds_as_one_stack(small_zoos, tmp_path):
@@ -154,3 +160,13 @@ def test_study_trains_seeds_as_one_stack(small_zoos, tmp_path):
     before = (runs / "flat-seed0" / "checkpoints" / "last.pt").stat().st_mtime_ns
     _train_stage(tmp_path, cfg, "cpu", lines.append)                           # finished runs are not trained again
     assert (runs / "flat-seed0" / "checkpoints" / "last.pt").stat().st_mtime_ns == before
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+@pytest.mark.parametrize("encoder", ["flat", "probe-interactive"])
+def test_stack_equals_stack_of_one_on_cuda(small_zoos, encoder):
+    import importlib.util
+    spec = importlib.util.spec_from_file_location("stacked_runs", Path(__file__).resolve().parents[1] / "benchmarks" / "stacked_runs.py")
+    sr = importlib.util.module_from_spec(spec); spec.loader.exec_module(sr)
+    r = sr.identity(str(small_zoos["fl"].root), encoder, "tiny", "cuda")
+    assert r["equal"], r
