@@ -25,8 +25,8 @@ from .distributed import DistInfo
 from .emulation import emulation_loss
 from .families import InputDomain, input_domain
 from .lstm import LSTMWeights, vmappable
-from .training import (TrainConfig, _check_out, _check_resume, _Follow, _restore, _RunState, _to, _zoo_fingerprint,
-                                      augmentation, batch_indices, build_models, step_symmetry, train)
+from .training import (TrainConfig, _check_out, _check_resume, _Follow, _restore, _run_meta, _RunState,
+                                      _step_batch, _training_view, _zoo_fingerprint, augmentation, build_models, train)
 from .zoo.dataset import ZooDataset
 from .zoo.reader import Zoo
 if TYPE_CHECKING: from rnn_weightspace.runs import Run
@@ -129,8 +129,7 @@ class _StackedRun:
     def __init__(self, full: Zoo, view: Zoo, fingerprint: str, config: TrainConfig, out: Path, device, resume: bool, tensorboard: bool):
         self.config, self.out = config, out
         has_checkpoint = (out / "checkpoints" / "last.pt").exists()
-        meta = {"config": config.to_dict(), "zoo": {"path": str(Path(full.root).resolve()), "name": full.manifest.name,
-                "kind": full.manifest.kind, "model_spec": full.spec.to_dict(), "n_checkpoints": len(full), "fingerprint": fingerprint}}
+        meta = _run_meta(full, config, fingerprint)
         saved = _check_resume(out, config, meta) if resume else None
         enc, emu = build_models(config, view)
         for m in (enc, emu):
@@ -146,14 +145,8 @@ class _StackedRun:
         self.window: list[float] = []
 
     def batch(self, step: int, spec, device) -> dict:
-        "The run's training batch of step `step`, drawn as `train` draws it."
-        c = self.config
-        torch.manual_seed(derive_seed(c.seed, "step", step))
-        self.ds.set_epoch(step)
-        b = _to(self.ds.batch(batch_indices(len(self.ds), c.batch_size, c.seed, step)), device)
-        perms, signs = self.augment
-        if perms or signs: b["weights"] = step_symmetry(c, spec, step, signs, device).apply(b["weights"])
-        return b
+        "The run's training batch of step `step`, drawn by `train`'s own function."
+        return _step_batch(self.ds, self.config, spec, step, self.augment, device)
 
 # %% ../nbs/35_stacked.ipynb #4be150c3
 def _train_group(runs: list[_StackedRun], view: Zoo, config: TrainConfig, device, progress: bool, max_steps: int | None):
@@ -240,15 +233,7 @@ def train_stacked(zoo: Zoo | str | Path, # the zoo (or its folder) to train on, 
         if importlib.util.find_spec("tensorboard") is None: raise RNNWSError("tensorboard=True needs the tensorboard package: pip install tensorboard")
     for o, res in zip(outs, resume): _check_out(o, res)                          # before anything is created
     zoo = zoo if isinstance(zoo, Zoo) else Zoo(zoo)
-    fingerprint, view = _zoo_fingerprint(zoo), zoo
-    if config.min_checkpoint_step:
-        view = zoo.select(zoo.metadata.step.to_numpy() >= config.min_checkpoint_step)
-        if not len(view): raise RNNWSError(f"no checkpoint of {zoo.root} is at step {config.min_checkpoint_step} or later (min_checkpoint_step)")
-    if len(view.split("train")) == 0: raise RNNWSError(f"zoo {zoo.root} has no checkpoints in its train split")
-    stored = min((v.shape[1] for v in view.split("train").rollouts[[0]].values()), default=0)
-    for f in ("rollouts_per_model", "eval_rollouts"):
-        if (n := getattr(config, f)) > stored:
-            raise RNNWSError(f"train config field {f!r} is {n} but zoo {zoo.root} stores {stored} rollouts per checkpoint")
+    fingerprint, view = _zoo_fingerprint(zoo), _training_view(zoo, config)
     with ExitStack() as locks:
         for o in outs:
             try: locks.enter_context(folder_lock(o, "training run"))

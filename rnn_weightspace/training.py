@@ -517,13 +517,46 @@ class _RunState:
         return run
 
 # %% ../nbs/31_training.ipynb #59497e48
+def _run_meta(full: Zoo, config: TrainConfig, fingerprint: str) -> dict:
+    "What a run's `config.json` records of its config and its zoo."
+    return {"config": config.to_dict(), "zoo": {"path": str(Path(full.root).resolve()), "name": full.manifest.name,
+            "kind": full.manifest.kind, "model_spec": full.spec.to_dict(), "n_checkpoints": len(full), "fingerprint": fingerprint}}
+
+def _training_view(zoo: Zoo, config: TrainConfig) -> Zoo:
+    "The checkpoints a run trains and evaluates on (`min_checkpoint_step`), checked against the config; one line if they do not fit."
+    view = zoo
+    if config.min_checkpoint_step:
+        view = zoo.select(zoo.metadata.step.to_numpy() >= config.min_checkpoint_step)
+        if not len(view):
+            raise RNNWSError(f"no checkpoint of {zoo.root} is at step {config.min_checkpoint_step} or later (min_checkpoint_step)")
+    if len(view.split("train")) == 0: raise RNNWSError(f"zoo {zoo.root} has no checkpoints in its train split")
+    stored = min((v.shape[1] for v in view.split("train").rollouts[[0]].values()), default=0)   # rollouts per checkpoint
+    for f in ("rollouts_per_model", "eval_rollouts"):
+        if (n := getattr(config, f)) > stored:
+            raise RNNWSError(f"train config field {f!r} is {n} but zoo {zoo.root} stores {stored} rollouts per checkpoint")
+    return view
+
+def _step_batch(ds: ZooDataset, config: TrainConfig, spec: LSTMSpec, step: int, augment: tuple[bool, bool], device,
+                dist: DistInfo | None = None) -> dict:
+    "The training batch of step `step`: its rows, stored rollouts and random symmetry, on `device` (under torchrun: this rank's share)."
+    torch.manual_seed(derive_seed(config.seed, "step", step))                  # dropout and anything else random
+    ds.set_epoch(step)                                                          # which stored rollouts
+    share = dist is not None and dist.distributed
+    mine = slice(dist.rank, None, dist.world_size) if share else slice(None)    # this rank's share of every batch
+    b = _to(ds.batch(batch_indices(len(ds), config.batch_size, config.seed, step)[mine]), device)
+    perms, signs = augment
+    if perms or signs:
+        sym = step_symmetry(config, spec, step, signs, device)                   # drawn for the whole batch, then shared out
+        if share and sym.batch_shape: sym = HiddenSymmetry([p[mine] for p in sym.perms], [s[mine] for s in sym.signs])
+        b["weights"] = sym.apply(b["weights"])
+    return b
+
 def _train(full, zoo, fingerprint, models, config, out, device, resume, progress, max_steps, figures, dist: DistInfo,
            tensorboard: bool = False) -> "Run":
     out, device, main = Path(out), torch.device(device), dist.is_main
     ck_dir = out / "checkpoints"
     has_checkpoint = broadcast_object((ck_dir / "last.pt").exists())                  # decided once, before rank 0 writes
-    meta = {"config": config.to_dict(), "zoo": {"path": str(Path(full.root).resolve()), "name": full.manifest.name,
-            "kind": full.manifest.kind, "model_spec": full.spec.to_dict(), "n_checkpoints": len(full), "fingerprint": fingerprint}}
+    meta = _run_meta(full, config, fingerprint)
     saved = _check_resume(out, config, meta) if resume else None
     enc, emu = models
     modules = [m for m in (enc, emu) if m is not None]
@@ -532,7 +565,7 @@ def _train(full, zoo, fingerprint, models, config, out, device, resume, progress
     train_view, evals = zoo.split("train"), {s: zoo.split(s) for s in ("val", "ood")}
     ds = ZooDataset(train_view, n_rollouts=config.rollouts_per_model, targets=[], seed=derive_seed(config.seed, "rollouts"))
     domain = input_domain(zoo)
-    perms, signs = augmentation(config, enc)
+    augment = augmentation(config, enc)
     begin = _restore(out, saved, meta, fingerprint, enc, emu, opt, device, dist, resume and has_checkpoint)
     run_state, start = _RunState(out, opt, enc, emu, begin, main), begin[0]
     # data parallel: the same models on every rank, gradients averaged by DistributedDataParallel
@@ -544,16 +577,9 @@ def _train(full, zoo, fingerprint, models, config, out, device, resume, progress
     end = config.steps if max_steps is None else min(config.steps, start + max_steps)
     autocast = torch.autocast("cuda", dtype=torch.bfloat16) if config.amp else nullcontext()
     t0, window, metrics = time.perf_counter(), [], run_state.metrics
-    mine = slice(dist.rank, None, dist.world_size)                                 # this rank's share of every batch
     for m in modules: m.train()
     for step in range(start, end):
-        torch.manual_seed(derive_seed(config.seed, "step", step))                  # dropout and anything else random
-        ds.set_epoch(step)                                                          # which stored rollouts
-        b = _to(ds.batch(batch_indices(len(ds), config.batch_size, config.seed, step)[mine]), device)
-        if perms or signs:
-            sym = step_symmetry(config, zoo.spec, step, signs, device)               # drawn for the whole batch, then shared out
-            if dist.distributed and sym.batch_shape: sym = HiddenSymmetry([p[mine] for p in sym.perms], [s[mine] for s in sym.signs])
-            b["weights"] = sym.apply(b["weights"])
+        b = _step_batch(ds, config, zoo.spec, step, augment, device, dist)
         with autocast: loss = emulation_loss(enc_p, emu_p, b, domain, config.divergence)
         value = all_mean(loss.item()) if dist.distributed else loss.item()         # the loss of the whole batch
         if not math.isfinite(value):
@@ -610,17 +636,7 @@ def train(zoo: Zoo | str | Path, # the zoo (or its folder) to train on: its trai
         if config.amp and torch.device(device).type != "cuda":
             raise RNNWSError("amp (bfloat16 autocast) is a CUDA option; the CPU runs in float32")
         zoo = zoo if isinstance(zoo, Zoo) else Zoo(zoo)
-        fingerprint = _zoo_fingerprint(zoo)
-        view = zoo
-        if config.min_checkpoint_step:
-            view = zoo.select(zoo.metadata.step.to_numpy() >= config.min_checkpoint_step)
-            if not len(view):
-                raise RNNWSError(f"no checkpoint of {zoo.root} is at step {config.min_checkpoint_step} or later (min_checkpoint_step)")
-        if len(view.split("train")) == 0: raise RNNWSError(f"zoo {zoo.root} has no checkpoints in its train split")
-        stored = min((v.shape[1] for v in view.split("train").rollouts[[0]].values()), default=0)   # rollouts per checkpoint
-        for f in ("rollouts_per_model", "eval_rollouts"):
-            if (n := getattr(config, f)) > stored:
-                raise RNNWSError(f"train config field {f!r} is {n} but zoo {zoo.root} stores {stored} rollouts per checkpoint")
+        fingerprint, view = _zoo_fingerprint(zoo), _training_view(zoo, config)
         models = build_models(config, view)
         with ExitStack() as stack:
             if dist.is_main:
