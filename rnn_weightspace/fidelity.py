@@ -58,9 +58,9 @@ def fidelity_study(zoo: str | Path, # a formal-language zoo folder
         raise RNNWSError(f"{out} holds a fidelity study with other settings; use a new folder")
     with folder_lock(out, "fidelity study"):
         atomic_write_json(saved, spec)
-        jobs = [(str(zoo), _variant_config(v, e, s, base), str(out / "runs" / name / f"{e}-seed{s}"), device, False)
-                for name, v in variants.items() for e in encoders for s in range(seeds)]
-        for run_dir, secs in run_jobs("_train_job", jobs, workers):
+        jobs = [(str(zoo), [_variant_config(v, e, s, base)], [str(out / "runs" / name / f"{e}-seed{s}")], device, [False], "off")
+                for name, v in variants.items() for e in encoders for s in range(seeds)]   # one run per job
+        for (run_dir,), secs in run_jobs("_train_job", jobs, workers):
             log(f"  {Path(run_dir).parent.name}/{Path(run_dir).name}: {secs:.0f} s")
         write_csv(fidelity_results(out), out / "results.csv")
     return out
