@@ -25,7 +25,7 @@ from .distributed import DistInfo
 from .emulation import emulation_loss
 from .families import InputDomain, input_domain
 from .lstm import LSTMWeights, vmappable
-from .training import (TrainConfig, _check_out, _check_resume, _Follow, _restore, _run_meta, _RunState,
+from .training import (TrainConfig, _check_out, _check_resume, _Follow, _load_checkpoint, _restore, _run_meta, _RunState,
                                       _step_batch, _training_view, _zoo_fingerprint, augmentation, build_models, train)
 from .zoo.dataset import ZooDataset
 from .zoo.reader import Zoo
@@ -238,7 +238,9 @@ def train_stacked(zoo: Zoo | str | Path, # the zoo (or its folder) to train on, 
         for o in outs:
             try: locks.enter_context(folder_lock(o, "training run"))
             except OSError as e: raise RNNWSError(f"{o}: cannot create the run folder ({e.strerror})") from None
-        for o, res in zip(outs, resume): _check_out(o, res)                      # again, now that the folders are ours
+        for o, res in zip(outs, resume):
+            _check_out(o, res)                                                     # again, now that the folders are ours
+            if res and (ck := o / "checkpoints" / "last.pt").exists(): _load_checkpoint(ck)   # a bad one stops all before any write
         runs = [_StackedRun(zoo, view, fingerprint, c, o, device, res, tensorboard) for c, o, res in zip(configs, outs, resume)]
         try:
             for start in sorted({r.start for r in runs}):                        # runs interrupted at different steps

@@ -118,6 +118,11 @@ def test_bad_input(small_zoos, tmp_path):
     with pytest.raises(RNNWSError, match="already exists and holds a run"):     # nothing is created for the other run
         train_stacked(zoo, [b, a], [tmp_path / "new", done.path], device="cpu", progress=False)
     assert not (tmp_path / "new").exists()
+    ck = done.path / "checkpoints" / "last.pt"
+    ck.write_bytes(ck.read_bytes()[:100])                                         # a corrupted checkpoint: named, nothing written
+    with pytest.raises(RNNWSError, match=rf"{ck}: not a readable checkpoint"):
+        train_stacked(zoo, [b, a], [tmp_path / "new", done.path], device="cpu", progress=False, resume=[False, True])
+    assert not (tmp_path / "new").exists() or not (tmp_path / "new" / "config.json").exists()
     with pytest.raises(RNNWSError, match="cannot train as one stack"):
         train_runs(zoo, [a, a], [tmp_path / "p", tmp_path / "q"], device="cpu", stack="on")
     runs = train_runs(zoo, [small("param-transformer", 0), small("param-transformer", 1)], [tmp_path / "p", tmp_path / "q"],
