@@ -452,8 +452,9 @@ def run_lstm(module: nn.LSTM, # batch first, unidirectional, with biases, no pro
              x: Tensor, # inputs `[N, T, input_size]`
              state: tuple[Tensor, Tensor] | None = None, # `(h, c)`, each `[num_layers, N, H]`; zeros if None
             ) -> tuple[Tensor, tuple[Tensor, Tensor]]:
-    "`module(x, state)`: outputs `[N, T, H]` and the final `(h, c)`; inside `vmappable()`, computed step by step with plain ops."
-    if not _VMAPPABLE.get(): return module(x, state)
+    """`module(x, state)`: outputs `[N, T, H]` and the final `(h, c)`. Computed step by step with plain ops inside `vmappable()`,
+    and for a single step on the CPU (where the fused oneDNN kernel costs several times more than the step's own ops)."""
+    if not _VMAPPABLE.get() and (x.shape[1] > 1 or x.device.type != "cpu"): return module(x, state)
     if not module.batch_first or module.bidirectional or module.proj_size or not module.bias or (module.dropout and module.training):
         raise RNNWSError("run_lstm under vmappable() needs a batch-first, unidirectional nn.LSTM with biases, "
                          "without projection or dropout")
