@@ -1,8 +1,9 @@
-"""One prepared GPU check of the library: correctness on the device, zoo-building throughput, encoder training steps.
+"""One prepared GPU check of the library: correctness on the device, zoo-building throughput, stacked seeds, encoder training steps.
 
-Meant to run once, within 8 minutes, on one large GPU (an NVIDIA H200). Parts, in order; each is guarded (a failure
-is recorded as an error and the next part still runs) and a global time budget (--budget-s) marks the parts it
-leaves out as "skipped: budget":
+Meant to run once, within 8 minutes, on one large GPU (an NVIDIA H200). Parts (they run in the order environment,
+correctness, zoo, stacked, encoders, so that a spent budget leaves out the encoder table last); each is guarded (a
+failure is recorded as an error and the next part still runs) and a global time budget (--budget-s) marks the parts
+it leaves out as "skipped: budget":
 
   1. environment  torch, CUDA and cuDNN versions, GPU name and memory, TF32 settings, CPU count and memory.
   2. correctness  on the device, float32 with TF32 off: the batched functional LSTM (`lstm_forward`, and `lstm_step`
@@ -503,7 +504,7 @@ def stacked(s: Suite, res: dict):
     return f"fail: {failed} stacked runs differ from their stack of one" if failed else "ok"
 
 
-PARTS = {"environment": environment, "correctness": correctness, "zoo": zoo, "encoders": encoders, "stacked": stacked}
+PARTS = {"environment": environment, "correctness": correctness, "zoo": zoo, "stacked": stacked, "encoders": encoders}   # the order they run in
 
 
 # --- 6. report ------------------------------------------------------------------------------------------------------

@@ -15,7 +15,7 @@ def test_gpu_suite_smoke_on_cpu(tmp_path):
                        capture_output=True, text=True, timeout=300, env=env)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     res = json.loads(out.read_text())
-    assert list(res["parts"]) == ["environment", "correctness", "zoo", "encoders", "stacked"]
+    assert list(res["parts"]) == ["environment", "correctness", "zoo", "stacked", "encoders"]
     for name, part in res["parts"].items():
         assert part["status"] == "ok", (name, part["status"], part.get("traceback"))
     assert res["status"] == {k: "ok" for k in res["parts"]}
