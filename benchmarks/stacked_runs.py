@@ -18,7 +18,6 @@ Usage:
   python benchmarks/stacked_runs.py                           # builds the 24-run zoo of train_step.py in a temp folder first
 """
 import argparse
-import json
 import os
 import platform
 import statistics
@@ -33,15 +32,48 @@ ENCODERS = ("layerwise-stats", "flat", "dws", "probe-static", "probe-interactive
 # parameter transformer, whose dropout keeps it out of stacks (`stacked.stack_problem`), and the weight-blind baseline
 
 
+def step_alone(r, spec, device, step: int, autocast=nullcontext) -> float:
+    "One training step of a run alone, as `train` takes it (its batch, `emulation_loss`, `clip_grad_norm_` per module, AdamW); its loss."
+    from torch import nn
+    from rnn_weightspace.emulation import emulation_loss
+    with autocast(): loss = emulation_loss(r.pair.encoder, r.pair.emulator, r.batch(step, spec, device), r.pair.domain, r.config.divergence)
+    value = loss.item()
+    r.opt.zero_grad(set_to_none=True)
+    loss.backward()
+    for m in (r.pair.encoder, r.pair.emulator):
+        if m is not None: nn.utils.clip_grad_norm_(m.parameters(), r.config.clip)
+    r.opt.step()
+    return value
+
+
+def step_stacked(stack, rs, spec, device, step: int, autocast=nullcontext) -> list[float]:
+    "One step of the runs `rs` as the stack `stack`, as `train_stacked` takes it; the runs' losses."
+    from rnn_weightspace.stacked import _stacked_batch
+    w, b = _stacked_batch([r.batch(step, spec, device) for r in rs])
+    with autocast(): loss = stack.losses(w, b)
+    values = loss.detach().cpu().tolist()
+    stack.opt.zero_grad(set_to_none=True)
+    loss.sum().backward()
+    stack.clip(rs[0].config.clip)
+    stack.opt.step()
+    return values
+
+
+def _runs(z, configs, folder: Path, device):
+    "The runs of `configs`, prepared in `folder` as `train_stacked` prepares them."
+    from rnn_weightspace.stacked import _StackedRun
+    from rnn_weightspace.training import _zoo_fingerprint
+    fp = _zoo_fingerprint(z)
+    return [_StackedRun(z, z, fp, c, folder / f"{c.seed}-{i}", device, False, False) for i, c in enumerate(configs)]
+
+
 def measure(zoo: str, encoder: str, size: str, runs: int, device: str = "cpu", steps: int = 5, warmup: int = 1,
             batch: int | None = None, amp: bool = False, stacked_too: bool = True) -> dict:
     """Median ms per run-step one by one and stacked, for `runs` seeds of `encoder` at `size` on the zoo folder `zoo`; the
     runs' losses at the last step of each way (`stacked_too=False`: one by one only, e.g. for an encoder that cannot stack)."""
     import torch
-    from torch import nn
-    from rnn_weightspace.emulation import emulation_loss
-    from rnn_weightspace.stacked import _Stack, _StackedRun, _stacked_batch
-    from rnn_weightspace.training import _zoo_fingerprint, train_preset
+    from rnn_weightspace.stacked import _Stack
+    from rnn_weightspace.training import train_preset
     from rnn_weightspace.zoo.reader import Zoo
 
     dev = torch.device(device)
@@ -50,42 +82,19 @@ def measure(zoo: str, encoder: str, size: str, runs: int, device: str = "cpu", s
     cfgs = [train_preset("paper" if size == "paper" else size, encoder=encoder, size=size, seed=s, amp=amp, **over) for s in range(runs)]
     sync = (lambda: torch.cuda.synchronize()) if dev.type == "cuda" else (lambda: None)
     autocast = (lambda: torch.autocast("cuda", dtype=torch.bfloat16)) if amp else nullcontext
+    losses = {}
     with tempfile.TemporaryDirectory() as tmp:
-        fp = _zoo_fingerprint(z)
-        rs = [_StackedRun(z, z, fp, c, Path(tmp) / str(c.seed), dev, False, False) for c in cfgs]
-        clip = cfgs[0].clip
-
-        losses = {}
-
-        def one_by_one_step(step: int):
-            values = []
-            for r in rs:
-                b = r.batch(step, z.spec, dev)
-                with autocast(): loss = emulation_loss(r.pair.encoder, r.pair.emulator, b, r.pair.domain, r.config.divergence)
-                values.append(loss.item())
-                r.opt.zero_grad(set_to_none=True)
-                loss.backward()
-                for m in (r.pair.encoder, r.pair.emulator):
-                    if m is not None: nn.utils.clip_grad_norm_(m.parameters(), clip)
-                r.opt.step()
-            sync()
-            losses["one by one"] = values
-
-        if dev.type == "cuda": torch.cuda.reset_peak_memory_stats()
+        rs = _runs(z, cfgs, Path(tmp), dev)
         stack = _Stack([r.pair for r in rs], [r.opt for r in rs], cfgs[0]) if stacked_too else None
 
+        def one_by_one(step: int):
+            losses["one by one"] = [step_alone(r, z.spec, dev, step, autocast) for r in rs]; sync()
+
         def stacked(step: int):
-            w, b = _stacked_batch([r.batch(step, z.spec, dev) for r in rs])
-            with autocast(): loss = stack.losses(w, b)
-            losses["stacked"] = loss.detach().cpu().tolist()
-            stack.opt.zero_grad(set_to_none=True)
-            loss.sum().backward()
-            stack.clip(clip)
-            stack.opt.step()
-            sync()
+            losses["stacked"] = step_stacked(stack, rs, z.spec, dev, step, autocast); sync()
 
         times = {"one by one": [], "stacked": []}
-        ways = (("one by one", one_by_one_step), ("stacked", stacked)) if stacked_too else (("one by one", one_by_one_step),)
+        ways = (("one by one", one_by_one), ("stacked", stacked)) if stacked_too else (("one by one", one_by_one),)
         for step in range(warmup + steps):
             for name, fn in ways:
                 t = time.perf_counter(); fn(step); dt = time.perf_counter() - t
@@ -107,37 +116,25 @@ def identity(zoo: str, encoder: str, size: str = "tiny", device: str = "cpu", st
     """Run 1 of a stack of seeds 0-2 against the same run in a stack of its own, after `steps` steps on the device: bit for bit
     (`equal`) and the largest difference of a parameter; and against the run trained one by one as `train` does (fused LSTM kernels)."""
     import torch
-    from torch import nn
-    from rnn_weightspace.emulation import emulation_loss
-    from rnn_weightspace.stacked import _Stack, _StackedRun, _stacked_batch
-    from rnn_weightspace.training import _zoo_fingerprint, train_preset
+    from rnn_weightspace.stacked import _Stack
+    from rnn_weightspace.training import train_preset
     from rnn_weightspace.zoo.reader import Zoo
     dev, z = torch.device(device), Zoo(zoo)
+    cfg = lambda s: train_preset(size, encoder=encoder, seed=s, batch_size=8)
     with tempfile.TemporaryDirectory() as tmp:
-        fp = _zoo_fingerprint(z)
-        make = lambda seeds, tag: [_StackedRun(z, z, fp, train_preset(size, encoder=encoder, seed=s, batch_size=8), Path(tmp) / f"{tag}{s}",
-                                               dev, False, False) for s in seeds]
-        stacks = {}
+        slices = {}
         for tag, seeds in (("three", (0, 1, 2)), ("one", (1,))):
-            rs = make(seeds, tag)
+            rs = _runs(z, [cfg(s) for s in seeds], Path(tmp) / tag, dev)
             st = _Stack([r.pair for r in rs], [r.opt for r in rs], rs[0].config)
-            for step in range(steps):
-                w, b = _stacked_batch([r.batch(step, z.spec, dev) for r in rs])
-                loss = st.losses(w, b)
-                st.opt.zero_grad(set_to_none=True); loss.sum().backward(); st.clip(rs[0].config.clip); st.opt.step()
-            stacks[tag] = {n: p[seeds.index(1)].detach() for n, p in st.params.items()}
-        (r,) = make((1,), "alone")
-        for step in range(steps):
-            loss = emulation_loss(r.pair.encoder, r.pair.emulator, r.batch(step, z.spec, dev), r.pair.domain, r.config.divergence)
-            r.opt.zero_grad(set_to_none=True); loss.backward()
-            for m in (r.pair.encoder, r.pair.emulator):
-                if m is not None: nn.utils.clip_grad_norm_(m.parameters(), r.config.clip)
-            r.opt.step()
-        alone = dict(r.pair.named_parameters())
-    a, b = stacks["three"], stacks["one"]
+            for step in range(steps): step_stacked(st, rs, z.spec, dev, step)
+            slices[tag] = {n: p[seeds.index(1)].detach() for n, p in st.params.items()}
+        (r,) = _runs(z, [cfg(1)], Path(tmp) / "alone", dev)
+        for step in range(steps): step_alone(r, z.spec, dev, step)
+        alone = {n: p.detach() for n, p in r.pair.named_parameters()}
+    a, b = slices["three"], slices["one"]
     return {"encoder": encoder, "device": str(dev), "steps": steps, "equal": all(torch.equal(a[n], b[n]) for n in a),
             "max_diff_stack_of_one": max(float((a[n] - b[n]).abs().max()) for n in a),
-            "max_diff_train": max(float((b[n] - alone[n].detach()).abs().max()) for n in b)}
+            "max_diff_train": max(float((b[n] - alone[n]).abs().max()) for n in b)}
 
 
 def main():
@@ -156,15 +153,14 @@ def main():
     p.add_argument("--out", type=Path, default=None, help="also write the rows as JSON to this file")
     p.add_argument("--overwrite", action="store_true", help="replace --out if it exists")
     a = p.parse_args()
-    if a.out is not None and a.out.exists() and not a.overwrite: p.error(f"{a.out} exists; pass --overwrite to replace it")
+    sys.path.insert(0, str(HERE))
+    from train_step import check_out, small_zoo, write_rows
+    check_out(p, a)
     os.environ["OMP_NUM_THREADS"] = os.environ["MKL_NUM_THREADS"] = str(a.threads)
     import torch
     torch.set_num_threads(a.threads)
-    sys.path.insert(0, str(HERE))
     tmp = tempfile.TemporaryDirectory()
-    if a.zoo is None:
-        from train_step import small_zoo
-        zoo = small_zoo(Path(tmp.name), a.zoo_kind)
+    if a.zoo is None: zoo = small_zoo(Path(tmp.name), a.zoo_kind)
     else: zoo = str(a.zoo)
     rows = []
     for size in a.sizes:
@@ -182,10 +178,7 @@ def main():
     for r in rows:
         print(f"| {r['size']} | {r['encoder']} | {r['runs']} | {r['batch']} | {r['one_by_one_ms_per_run_step']:.1f} | {r['stacked_ms_per_run_step']:.1f} "
               f"| {r['one_by_one_run_steps_per_s']:.1f} | {r['stacked_run_steps_per_s']:.1f} | **{r['ratio']:.2f}** |")
-    if a.out is not None:
-        a.out.parent.mkdir(parents=True, exist_ok=True)
-        a.out.write_text(json.dumps({"device": dev, "torch": torch.__version__, "rows": rows}, indent=1))
-        print(f"\nrows written to {a.out}")
+    write_rows(a.out, dev, rows)
 
 
 if __name__ == "__main__":

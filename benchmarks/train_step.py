@@ -137,6 +137,20 @@ def small_zoo(folder: Path, kind: str = "formal-languages") -> str:
     return str(build_zoo(cfg, folder / "zoo", workers=min(2, os.cpu_count() or 1), progress=False).root)
 
 
+def check_out(p: argparse.ArgumentParser, a: argparse.Namespace):
+    "--out must be new unless --overwrite."
+    if a.out is not None and a.out.exists() and not a.overwrite: p.error(f"{a.out} exists; pass --overwrite to replace it")
+
+
+def write_rows(out: Path | None, device: str, rows: list[dict]):
+    "The rows as JSON in `out` (nothing without --out)."
+    if out is None: return
+    import torch
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps({"device": device, "torch": torch.__version__, "rows": rows}, indent=1))
+    print(f"\nrows written to {out}")
+
+
 def main():
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--zoo", type=Path, default=None, help="zoo folder (default: build a small zoo of --zoo-kind)")
@@ -152,7 +166,7 @@ def main():
     p.add_argument("--overwrite", action="store_true", help="replace --out if it exists (otherwise an existing file is an error)")
     p.add_argument("--no-released", action="store_true", help="leave out the released-style baseline rows")
     a = p.parse_args()
-    if a.out is not None and a.out.exists() and not a.overwrite: p.error(f"{a.out} exists; pass --overwrite to replace it")
+    check_out(p, a)
     os.environ["OMP_NUM_THREADS"] = os.environ["MKL_NUM_THREADS"] = str(a.threads)
     from rnn_weightspace.encoders.base import ENCODERS, PAPER_ENCODERS
     tmp = tempfile.TemporaryDirectory()
@@ -179,10 +193,7 @@ def main():
         ratio = f"**{base / r['total']:.2f}**" if base and r["impl"] == "ours" else "—"
         print(f"| {r['size']} | {r['encoder']} | {r['impl']} | " + " | ".join(f"{r[p]:.1f}" for p in PARTS)
               + f" | {r['total']:.1f} | {sps:.2f} | {100 * r['data'] / r['total']:.1f}% | {ratio} |")
-    if a.out is not None:
-        a.out.parent.mkdir(parents=True, exist_ok=True)
-        a.out.write_text(json.dumps({"device": dev, "torch": torch.__version__, "rows": rows}, indent=1))
-        print(f"\nrows written to {a.out}")
+    write_rows(a.out, dev, rows)
 
 
 if __name__ == "__main__":

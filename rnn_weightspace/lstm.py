@@ -454,8 +454,11 @@ def run_lstm(module: nn.LSTM, # batch first, unidirectional, with biases, no pro
             ) -> tuple[Tensor, tuple[Tensor, Tensor]]:
     """`module(x, state)`: outputs `[N, T, H]` and the final `(h, c)`. Computed step by step with plain ops inside `vmappable()`,
     and for a single step on the CPU (where the fused oneDNN kernel costs several times more than the step's own ops)."""
-    if not _VMAPPABLE.get() and (x.shape[1] > 1 or x.device.type != "cpu"): return module(x, state)
-    if not module.batch_first or module.bidirectional or module.proj_size or not module.bias or (module.dropout and module.training):
+    plain = (module.batch_first and not module.bidirectional and not module.proj_size and module.bias
+             and not (module.dropout and module.training))                      # what the step-by-step form covers
+    if not _VMAPPABLE.get():
+        if x.shape[1] > 1 or x.device.type != "cpu" or not plain: return module(x, state)
+    elif not plain:
         raise RNNWSError("run_lstm under vmappable() needs a batch-first, unidirectional nn.LSTM with biases, "
                          "without projection or dropout")
     N, T, _ = x.shape

@@ -25,8 +25,9 @@ from .distributed import DistInfo
 from .emulation import emulation_loss
 from .families import InputDomain, input_domain
 from .lstm import LSTMWeights, vmappable
-from .training import (TrainConfig, _check_out, _check_resume, _Follow, _load_checkpoint, _restore, _run_meta, _RunState,
-                                      _step_batch, _training_view, _zoo_fingerprint, augmentation, build_models, train)
+from .training import (TrainConfig, _check_out, _check_resume, _Follow, _load_checkpoint, _norms_by_group, _restore,
+                                      _run_meta, _RunState, _step_batch, _training_view, _zoo_fingerprint, augmentation, build_models,
+                                      train)
 from .zoo.dataset import ZooDataset
 from .zoo.reader import Zoo
 if TYPE_CHECKING: from rnn_weightspace.runs import Run
@@ -73,9 +74,10 @@ class _Stack:
         self.params, self.buffers = stack_module_state(pairs)                       # every tensor [R, ...], leaves
         self.base = copy.deepcopy(pairs[0]).to("meta")                             # the structure; the values come from the stack
         self.opt = torch.optim.AdamW(list(self.params.values()), lr=config.lr, weight_decay=config.weight_decay)
-        names = [n for n, _ in pairs[0].named_parameters()]
+        named = [dict(pair.named_parameters()) for pair in pairs]
+        names = list(named[0])
         for n in names:                                                            # resumed runs: their optimizer states, stacked
-            states = [opt.state.get(dict(pair.named_parameters())[n]) for opt, pair in zip(opts, pairs)]
+            states = [opt.state.get(ps[n]) for opt, ps in zip(opts, named)]
             if any(s is None for s in states): continue
             self.opt.state[self.params[n]] = {k: states[0][k].clone() if k == "step" else torch.stack([s[k] for s in states])
                                               for k in states[0]}
@@ -98,15 +100,9 @@ class _Stack:
                 g = [t[r] for t in grads]                                          # run r's gradients: views into the stack
                 torch._foreach_mul_(g, torch.clamp(max_norm / (nn.utils.get_total_norm(g) + 1e-6), max=1.0))
 
-    @torch.no_grad()
     def grad_norms(self, r: int) -> dict[str, float]:
         "`training.grad_norms` of run `r`."
-        groups: dict[str, list[Tensor]] = {}
-        for n, p in self.params.items():
-            if p.grad is None: continue
-            part, rest = n.split(".", 1)
-            groups.setdefault(f"{part}.{rest.split('.')[0]}" if part == "encoder" else part, []).append(p.grad[r].float().norm())
-        return {k: float(torch.stack(v).norm()) for k, v in groups.items()}
+        return _norms_by_group((n, None if p.grad is None else p.grad[r]) for n, p in self.params.items())
 
     @torch.no_grad()
     def unstack(self):

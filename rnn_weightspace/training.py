@@ -245,13 +245,19 @@ def grad_norms(modules: dict[str, nn.Module | None], # e.g. {"encoder": enc, "em
                split: tuple[str, ...] = ("encoder",), # modules whose top-level submodules get a norm each
               ) -> dict[str, float]:
     "The 2-norm of the current gradients, per module (and per top-level submodule of those in `split`)."
+    return _norms_by_group(((f"{name}.{pname}", p.grad) for name, m in modules.items() if m is not None
+                            for pname, p in m.named_parameters()), split)
+
+def _norms_by_group(grads, # `(module.parameter name, gradient or None)` pairs
+                    split: tuple[str, ...] = ("encoder",),
+                   ) -> dict[str, float]:
+    "`grad_norms` from named gradients: the norm per module, or per top-level submodule of the modules in `split`."
     groups: dict[str, list[Tensor]] = {}
-    for name, m in modules.items():
-        if m is None: continue
-        for pname, p in m.named_parameters():
-            if p.grad is None: continue
-            key = f"{name}.{pname.split('.')[0]}" if name in split else name
-            groups.setdefault(key, []).append(p.grad.detach().float().norm())
+    for name, g in grads:
+        if g is None: continue
+        module, rest = name.split(".", 1)
+        key = f"{module}.{rest.split('.')[0]}" if module in split else module
+        groups.setdefault(key, []).append(g.detach().float().norm())
     return {k: float(torch.stack(v).norm()) for k, v in groups.items()}
 
 @torch.no_grad()

@@ -82,7 +82,12 @@ def test_stacked_run_continues_alone_with_train(small_zoos, tmp_path):
     zoo, cfgs = small_zoos["fl"], [small("layerwise-stats", s) for s in (0, 1)]
     runs = train_stacked(zoo, cfgs, [tmp_path / str(s) for s in range(2)], device="cpu", progress=False, figures=False, max_steps=5)
     r = train(zoo, cfgs[1], runs[1].path, device="cpu", resume=True, progress=False, figures=False)   # train's format
-    assert r.step == 8 and Run(r.path).load()[1] is not None
+    whole = train_stacked(zoo, cfgs[1:], [tmp_path / "whole"], device="cpu", progress=False, figures=False)[0]
+    a, b = state(r.path), state(whole.path)                                   # 5 steps stacked + 3 by train ~ 8 stacked
+    assert a["step"] == b["step"] == 8
+    for part in ("encoder", "emulator"):
+        for k in a[part]: torch.testing.assert_close(a[part][k], b[part][k], rtol=1e-4, atol=1e-4)
+    assert [m["step"] for m in metrics(r.path)] == [m["step"] for m in metrics(whole.path)]
 
 
 def test_early_stopping_leaves_the_stack(small_zoos, tmp_path):
