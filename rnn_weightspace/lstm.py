@@ -461,7 +461,7 @@ def run_lstm(module: nn.LSTM, # batch first, unidirectional, with biases, no pro
     elif not plain:
         raise RNNWSError("run_lstm under vmappable() needs a batch-first, unidirectional nn.LSTM with biases, "
                          "without projection or dropout")
-    N, T, _ = x.shape
+    N = x.shape[0]
     hs, cs = [], []
     for l in range(module.num_layers):
         w_hh, b_hh = getattr(module, f"weight_hh_l{l}"), getattr(module, f"bias_hh_l{l}")
@@ -469,8 +469,8 @@ def run_lstm(module: nn.LSTM, # batch first, unidirectional, with biases, no pro
         if state is None: h = c = x.new_zeros(N, module.hidden_size)
         else: h, c = state[0][l], state[1][l]
         out = []
-        for t in range(T):
-            h, c = _lstm_cell(gi[:, t] + F.linear(h, w_hh, b_hh), c)                          # [N, H] each
+        for gi_t in gi.unbind(1):                   # gi_t: [N, 4H]; one backward op, where gi[:, t] costs T zero-filled copies of gi
+            h, c = _lstm_cell(gi_t + F.linear(h, w_hh, b_hh), c)                              # [N, H] each
             out.append(h)
         x = torch.stack(out, 1)                                                                 # [N, T, H]
         hs.append(h); cs.append(c)
