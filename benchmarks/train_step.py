@@ -143,9 +143,15 @@ def check_out(p: argparse.ArgumentParser, a: argparse.Namespace):
 
 
 def write_rows(out: Path | None, device: str, rows: list[dict]):
-    "The rows as JSON in `out` (nothing without --out)."
+    "The rows as JSON in `out` (nothing without --out); a zoo folder is named by its manifest, not by its path on this machine."
     if out is None: return
     import torch
+    from rnn_weightspace.zoo.reader import Zoo
+    def named(r):
+        if not isinstance(r.get("zoo"), str) or not Path(r["zoo"]).is_dir(): return r
+        m = Zoo(r["zoo"]).manifest
+        return {**r, "zoo": f"{m['name']} ({m['kind']})"}
+    rows = [named(r) for r in rows]
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps({"device": device, "torch": torch.__version__, "rows": rows}, indent=1))
     print(f"\nrows written to {out}")
