@@ -56,7 +56,7 @@ class _NumpySort(torch.autograd.Function):
     @staticmethod
     def vmap(info, in_dims, x):                                                     # x: the stack's tensor, runs along in_dims[0]
         (d,) = in_dims
-        return _NumpySort.apply(x if d is None else x.movedim(d, 0)), d if d is None else 0
+        return _NumpySort.apply(x if d is None else x.movedim(d, 0)), (None if d is None else 0)
 
 def _sorted(x: Tensor) -> Tensor:
     "`x` sorted along its last dimension; through numpy on the CPU when no gradient is needed (5x faster than `torch.sort` on many short rows)."
