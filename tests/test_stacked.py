@@ -1,6 +1,6 @@
 """Stacked runs (`rnn_weightspace.stacked`): every stackable encoder bit-identical to the same run in a stack of its own,
-on both zoo kinds and with per-model symmetries; a stack interrupted and resumed (also with runs at different steps),
-early stopping, a non-finite loss, bad input, and `rnnws train --seeds`."""
+on both zoo kinds and with per-model symmetries; the stack under bfloat16 autocast; a stack interrupted and resumed
+(also with runs at different steps), early stopping, a non-finite loss, bad input, and `rnnws train --seeds`."""
 import json
 import os
 import subprocess
@@ -180,3 +180,23 @@ def test_stack_equals_stack_of_one_on_cuda(small_zoos, encoder):
     sr = importlib.util.module_from_spec(spec); spec.loader.exec_module(sr)
     r = sr.identity(str(small_zoos["fl"].root), encoder, "tiny", "cuda")
     assert r["equal"], r
+
+
+@pytest.mark.parametrize("encoder", ["layerwise-stats", "flat", "dws", "probe-static", "probe-interactive", "weight-blind"])
+def test_stack_under_bf16_autocast(small_zoos, tmp_path, encoder):
+    "The stack's forward and backward under bfloat16 autocast: on the CPU here, standing in for `amp` on CUDA (dtype errors show on both)."
+    from rnn_weightspace.stacked import _Stack, _StackedRun, _stacked_batch
+    from rnn_weightspace.training import _zoo_fingerprint
+    zoo = small_zoos["fl"]
+    cfgs = [small(encoder, s) for s in (0, 1)]
+    rs = [_StackedRun(zoo, zoo, _zoo_fingerprint(zoo), c, tmp_path / str(c.seed), torch.device("cpu"), False, False) for c in cfgs]
+    stack = _Stack([r.pair for r in rs], [r.opt for r in rs], cfgs[0])
+    w, b = _stacked_batch([r.batch(0, zoo.spec, torch.device("cpu")) for r in rs])
+    full = stack.losses(w, b).detach()
+    with torch.autocast("cpu", dtype=torch.bfloat16): low = stack.losses(w, b)
+    low.sum().backward()
+    assert low.shape == (2,) and torch.isfinite(low).all()
+    assert not torch.equal(low.detach().float(), full)                                   # bfloat16 was used...
+    assert (low.detach().float() - full).abs().max() < 0.05 * full.abs().max(), (low, full)   # ...and kept the loss (3e-5 apart here)
+    grads = [p.grad for p in stack.params.values() if p.grad is not None]
+    assert grads and all(g.dtype == torch.float32 and torch.isfinite(g).all() for g in grads)
