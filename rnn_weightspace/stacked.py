@@ -1,4 +1,4 @@
-"""Train several runs of the same encoder (seeds) at once: their encoders, emulators and optimizer states stacked along a leading run dimension and mapped with `torch.func.vmap`. Each run keeps its own data order, augmentation, evaluations, best checkpoint and run folder, and is bit-identical to the same run in a stack of its own.
+"""Train several runs of the same encoder (seeds) at once: their encoders, emulators and optimizer states stacked along a leading run dimension and mapped with `torch.func.vmap`. Each run keeps its own data order, augmentation, evaluations, best checkpoint and run folder, and is bit-identical to the same run in a stack of its own (on the CPU, with one torch thread).
 
 Docs: https://rnn-weightspace.github.io/rnn_weightspace/stacked.html.md"""
 
