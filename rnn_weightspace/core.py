@@ -32,7 +32,7 @@ import torch
 
 # %% auto #0
 __all__ = ['RNNWSError', 'get_device', 'derive_seed', 'make_generator', 'set_seed', 'forks_rng', 'set_threads', 'using_threads',
-           'in_test', 'atomic_write', 'atomic_write_bytes', 'atomic_write_json', 'workdir', 'folder_lock',
+           'one_thread', 'in_test', 'atomic_write', 'atomic_write_bytes', 'atomic_write_json', 'workdir', 'folder_lock',
            'lock_holder', 'check_writable', 'check_new_folder', 'atomic_folder', 'sha256_file', 'worker_pool',
            'Terminated', 'sigterm_as_interrupt', 'env_report']
 
@@ -118,6 +118,15 @@ def using_threads(n: int, # torch threads inside the block
         for k, v in zip(("OMP_NUM_THREADS", "MKL_NUM_THREADS"), saved[1:]):
             if v is None: os.environ.pop(k, None)
             else: os.environ[k] = v
+
+# %% ../nbs/00_core.ipynb #69a071ef
+def one_thread(fn: Callable, # the function to wrap
+              ) -> Callable:
+    "Decorator: `fn` runs with one torch thread (`using_threads(1)`), so its result has the same bits at any caller's setting."
+    @functools.wraps(fn)
+    def wrapper(*args, **kwargs):
+        with using_threads(1): return fn(*args, **kwargs)
+    return wrapper
 
 # %% ../nbs/00_core.ipynb #d473b944
 def in_test() -> bool:

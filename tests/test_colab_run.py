@@ -1,7 +1,7 @@
 """"Run all", as Colab does it: each user-facing notebook executed top to bottom in a fresh Jupyter kernel, in an empty
-working folder, at its defaults. No nbdev flag is honoured (`#| eval: false`, `slow` and `gpu` cells run like any other:
-the notebooks' own settings cells must guard what is long or needs a GPU) and `IN_TEST` is unset, so no workload is
-shrunk for the test. Each notebook must finish within its budget on this machine's CPUs.
+working folder, at its defaults, with torch's default thread count (no `OMP_NUM_THREADS`). No nbdev flag is honoured
+(`#| eval: false`, `slow` and `gpu` cells run like any other: the notebooks' own settings cells must guard what is long
+or needs a GPU) and `IN_TEST` is unset, so no workload is shrunk for the test. Each notebook must finish within its budget on this machine's CPUs.
 
 Slow (about half an hour in all on two CPU cores): `pytest -m slow tests/test_colab_run.py`. One notebook, with the time
 of each cell: `python tests/test_colab_run.py nbs/60_tutorial_five_minutes.ipynb`."""
@@ -29,7 +29,8 @@ def run_like_colab(nb: Path, workdir: Path, timeout: int = BUDGET_S, save: Path 
     "Execute every cell of `nb` in a fresh kernel with `workdir` as the working folder; the (index, seconds, first line) of each code cell."
     import nbformat
     from nbclient import NotebookClient
-    env_drop = ("IN_TEST", "RNNWS_TEST_FLAGS", "PYTEST_CURRENT_TEST", "PYTEST_XDIST_WORKER")
+    env_drop = ("IN_TEST", "RNNWS_TEST_FLAGS", "PYTEST_CURRENT_TEST", "PYTEST_XDIST_WORKER",
+                "OMP_NUM_THREADS", "MKL_NUM_THREADS")                  # Colab sets no thread count: torch uses every core
     saved = {k: os.environ.pop(k) for k in env_drop if k in os.environ}   # the kernel inherits this environment
     os.environ["PYTHONPATH"] = os.pathsep.join([str(ROOT)] + [p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p])
     try:

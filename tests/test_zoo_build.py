@@ -218,3 +218,19 @@ def test_import_official_via_cli(tmp_path, kind):
     assert torch.equal(inplace.weights[idx].flatten(), zoo.weights[idx].flatten())
     for k, v in zoo.rollouts[idx].items(): assert torch.equal(inplace.rollouts[idx][k], v)
     assert inplace.manifest["splits"] == zoo.manifest["splits"]
+
+
+def test_train_run_gives_the_builders_bits_at_any_thread_count():
+    "`train_run` trains on one thread, as the builder does: called on two threads it still returns the stored run's bits."
+    from rnn_weightspace.core import using_threads
+    from rnn_weightspace.zoo.sequential_mnist import SequentialMNISTZooConfig
+    fl = FormalLanguageZooConfig.from_dict({**CFG, "steps": 20, "checkpoints": [0, 20], "lr_steps": [0, 20]})
+    mn = SequentialMNISTZooConfig.from_dict({**SequentialMNISTZooConfig().to_dict(), "n_runs": 2, "steps": 10, "checkpoints": [0, 10],
+                                             "lr_steps": [0, 10], "lr_values": [0.01, 0.003], "train_loss_images": 20, "n_rollouts": 2,
+                                             "preset": "test"})
+    for cfg in (fl, mn):
+        with using_threads(1): ref = cfg.train_run(1).weights.flatten()
+        with using_threads(2):
+            got = cfg.train_run(1).weights.flatten()
+            assert torch.get_num_threads() == 2                                  # the caller's setting back
+        assert torch.equal(got, ref), type(cfg).__name__

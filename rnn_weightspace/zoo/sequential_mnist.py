@@ -21,7 +21,7 @@ from torch import Tensor
 
 from fastcore.basics import patch
 
-from ..core import RNNWSError, get_device, make_generator
+from ..core import RNNWSError, get_device, make_generator, one_thread
 from ..lstm import CELLS, LSTMSpec, LSTMWeights, lstm_forward
 from ..families import InputDomain, Runner, Target, TaskFamily, register_family
 from ..tasks.sequential_mnist import (MNIST_MEAN, MNIST_STD, MNISTImages, angle_criterion, load_mnist, mnist_dir,
@@ -229,10 +229,11 @@ def _collect(config, runs, ck_w, ck_roll, ck_rows) -> RunResult:
     return RunResult(w, roll, {k: [r[k] for r in rows] for k in rows[0]})
 
 # %% ../../nbs/18_zoo.sequential_mnist.ipynb #10b63551
+@one_thread                                                                      # the builder's bits at any caller's thread count
 def train_run(config: SequentialMNISTZooConfig, # the recipe
               run: int, # which run (fixes its angle, its weight decay and its random streams)
              ) -> RunResult:
-    "Train one run with `nn.LSTM` on the CPU (the CPU backend's unit of work)."
+    "Train one run with `nn.LSTM` on the CPU, on one thread as the builder does (the CPU backend's unit of work)."
     mnist = _mnist(config)
     (angle,), (wd,) = run_tasks(config, [run])
     train_x = tile_sequences(mnist.images[mnist.train_index], float(angle))                     # [N_train, 50, 16], once per run

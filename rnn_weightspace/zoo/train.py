@@ -24,7 +24,7 @@ from torch import Tensor
 
 from fastcore.basics import patch
 
-from ..core import RNNWSError, get_device, make_generator, set_threads, using_threads, worker_pool
+from ..core import RNNWSError, get_device, make_generator, one_thread, set_threads, using_threads, worker_pool
 from ..families import InputDomain, Runner, Target, TaskFamily, get_family, register_family
 from ..lstm import CELLS, LSTMSpec, LSTMWeights, lstm_forward, lstm_step
 from ..tasks.formal_languages import FORMAL_LANGUAGES, FormalLanguageFamily, task_entropy, task_name
@@ -244,10 +244,11 @@ def _assemble(config, runs, ck_weights, ck_tokens, ck_lps, ck_rows) -> RunResult
     return RunResult(w, {"tokens": tokens, "log_probs": lps}, {k: [r[k] for r in rows] for k in rows[0]})
 
 # %% ../../nbs/17_zoo.train.ipynb #383dd3e8
+@one_thread                                                                      # the builder's bits at any caller's thread count
 def train_run(config: FormalLanguageZooConfig, # the recipe
               run: int, # which run (fixes its task and its random streams)
              ) -> RunResult:
-    "Train one run with `nn.LSTM` (`nn.GRU`, `nn.RNN`: the config's cell) on the CPU and return its checkpoints (the CPU backend's unit of work)."
+    "Train one run with `nn.LSTM` (`nn.GRU`, `nn.RNN`: the config's cell) on the CPU, on one thread as the builder does, and return its checkpoints (the CPU backend's unit of work)."
     fam, spec = config.family, config.spec
     task = fam.tasks[assign_tasks(config.n_runs, fam, config.seed)[run]][None]          # [1, K]
     model = LSTMWeights.init(spec, generator=make_generator(config.seed, "init", run)).to_module()
