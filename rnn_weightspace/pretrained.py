@@ -90,6 +90,8 @@ def _models(config: TrainConfig, zoo_info: dict) -> tuple[WeightEncoder, Emulato
     return build_models(config, SimpleNamespace(manifest=as_manifest({"kind": zoo_info["kind"], "model_spec": spec.to_dict()}), spec=spec))
 
 # %% ../nbs/34_pretrained.ipynb #a5a70f27
+def _shipped() -> Path: return Path(str(files("rnn_weightspace") / "data" / "pretrained"))   # the encoders the package ships
+
 def _read_card(folder: Path) -> dict:
     "An exported encoder's `config.json`, after checking its format and the checksums of its weight files."
     f = folder / "config.json"
@@ -147,8 +149,6 @@ class PretrainedEncoder:
         return f"PretrainedEncoder {self.name}: {self.card['zoo']['model_spec']} models, step {ck['step']}{val} ({where})"
 
 # %% ../nbs/34_pretrained.ipynb #c941bfab
-def _shipped() -> Path: return Path(str(files("rnn_weightspace") / "data" / "pretrained"))
-
 def pretrained_encoders() -> pd.DataFrame:
     "The encoders shipped with the package: one row per (encoder, zoo), with the training steps and the validation loss of its checkpoint."
     rows = []
