@@ -147,10 +147,11 @@ def write_rows(out: Path | None, device: str, rows: list[dict]):
     if out is None: return
     import torch
     from rnn_weightspace.zoo.reader import Zoo
+    names = {}                                                                 # one manifest read per zoo folder
     def named(r):
         if not isinstance(r.get("zoo"), str) or not Path(r["zoo"]).is_dir(): return r
-        m = Zoo(r["zoo"]).manifest
-        return {**r, "zoo": f"{m['name']} ({m['kind']})"}
+        if r["zoo"] not in names: m = Zoo(r["zoo"]).manifest; names[r["zoo"]] = f"{m['name']} ({m['kind']})"
+        return {**r, "zoo": names[r["zoo"]]}
     rows = [named(r) for r in rows]
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps({"device": device, "torch": torch.__version__, "rows": rows}, indent=1))

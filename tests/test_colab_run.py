@@ -1,7 +1,8 @@
 """"Run all", as Colab does it: each user-facing notebook executed top to bottom in a fresh Jupyter kernel, in an empty
 working folder, at its defaults, with torch's default thread count (no `OMP_NUM_THREADS`). No nbdev flag is honoured
 (`#| eval: false`, `slow` and `gpu` cells run like any other: the notebooks' own settings cells must guard what is long
-or needs a GPU) and `IN_TEST` is unset, so no workload is shrunk for the test. Each notebook must finish within its budget on this machine's CPUs.
+or needs a GPU) and `IN_TEST` is unset, so no workload is shrunk for the test. Each notebook must finish within its
+budget on this machine's CPUs.
 
 Slow (about half an hour in all on two CPU cores): `pytest -m slow tests/test_colab_run.py`. One notebook, with the time
 of each cell: `python tests/test_colab_run.py nbs/60_tutorial_five_minutes.ipynb`."""
